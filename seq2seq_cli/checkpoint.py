@@ -1,0 +1,141 @@
+"""Checkpoints: plain data only, written atomically, read with ``weights_only=True``.
+
+A checkpoint holds everything needed to rebuild the model and resume training exactly:
+state dicts, the resolved config as a dict, both vocabularies as lists of strings,
+counters and RNG states. Loading never unpickles arbitrary objects, so a hostile file
+cannot run code.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from seq2seq_cli import __version__
+from seq2seq_cli.config import Config, config_from_dict
+from seq2seq_cli.data import Vocabularies
+from seq2seq_cli.errors import CheckpointError, ConfigError, DataError
+from seq2seq_cli.model import Seq2Seq, build_model
+
+FORMAT = "seq2seq-cli checkpoint"
+FORMAT_VERSION = 1
+REQUIRED_KEYS = ("format", "format_version", "config", "vocab", "model", "epoch", "lengths")
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """Write to a temporary file beside ``path``, fsync, then atomically replace ``path``.
+
+    A crash at any moment leaves either the old file or the new one, never a torn one.
+    """
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION,
+               "tool_version": __version__, **payload}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    # Makes the rename itself durable; not every platform can open a directory.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def resolve_checkpoint(target: str | Path) -> Path:
+    """A run directory means its ``checkpoints/best.pt``; a file is taken as it is."""
+    path = Path(target)
+    if path.is_dir():
+        best = path / "checkpoints" / "best.pt"
+        if not best.exists():
+            raise CheckpointError(f"{path}: no checkpoints/best.pt in this directory; give a "
+                                  "run directory of `seq2seq train` or a .pt file")
+        return best
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such run directory or checkpoint file")
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read and validate a checkpoint of this tool; anything else is a CheckpointError."""
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: checkpoint file not found") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{path}: is a directory, expected a checkpoint file") from None
+    except pickle.UnpicklingError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
+        raise CheckpointError(f"{path}: refused to load: the file holds objects other than "
+                              f"plain data ({first_line[:200]})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError,
+            AttributeError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path}: not a readable checkpoint (damaged or not a PyTorch "
+                              f"file: {type(exc).__name__})") from None
+    _validate(path, payload)
+    return payload
+
+
+def _validate(path: Path, payload: Any) -> None:
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a seq2seq-cli checkpoint")
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format version "
+                              f"{payload.get('format_version')!r} is not supported "
+                              f"(this tool reads version {FORMAT_VERSION})")
+    missing = [k for k in REQUIRED_KEYS if k not in payload]
+    if missing:
+        raise CheckpointError(f"{path}: damaged checkpoint, missing {', '.join(missing)}")
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    config: Config
+    vocabs: Vocabularies
+    model: Seq2Seq
+    epoch: int
+    path: Path
+    max_source_length: int  # longest training source, in characters
+    max_target_length: int  # longest training target, in characters
+
+
+def load_trained_model(target: str | Path, device: torch.device | str = "cpu") -> TrainedModel:
+    """Rebuild the model of a run directory or checkpoint file, in eval mode on ``device``."""
+    path = resolve_checkpoint(target)
+    payload = load_checkpoint(path)
+    try:
+        config = config_from_dict(payload["config"], f"{path} (embedded config)")
+        vocabs = Vocabularies.from_dict(payload["vocab"])
+        model = build_model(config.model, vocabs.source.num_features,
+                            vocabs.target.num_features)
+        model.load_state_dict(payload["model"])
+    except (ConfigError, DataError, KeyError, TypeError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: damaged checkpoint ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
+    model.to(device).eval()
+    lengths = payload.get("lengths", {})
+    return TrainedModel(config, vocabs, model, int(payload["epoch"]), path,
+                        int(lengths.get("source", 0)), int(lengths.get("target", 0)))

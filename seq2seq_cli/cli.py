@@ -1,0 +1,220 @@
+"""The ``seq2seq`` command line: parse, call one library function, render.
+
+Heavy modules (torch and everything that imports it) are imported inside the commands,
+so ``seq2seq --help`` answers without loading PyTorch.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from seq2seq_cli import __version__
+from seq2seq_cli.errors import UserError
+
+app = typer.Typer(
+    name="seq2seq",
+    help="Train, inspect and use character-level LSTM sequence-to-sequence models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+class TranslateFormat(str, Enum):
+    text = "text"
+    tsv = "tsv"
+    jsonl = "jsonl"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+ConfigArg = Annotated[Path, typer.Argument(help="YAML config file.", show_default=False)]
+SetOption = Annotated[list[str], typer.Option(
+    "--set", help="Override a config value, e.g. --set train.epochs=5 (repeatable).",
+    metavar="SECTION.KEY=VALUE")]
+DeviceOption = Annotated[Device, typer.Option(
+    help="auto picks CUDA when a GPU is present, else the CPU.")]
+ModelArg = Annotated[Path, typer.Argument(
+    help="A run directory (uses its checkpoints/best.pt) or a checkpoint file.",
+    show_default=False)]
+
+
+def user_errors(command):
+    """User errors end with one ``error: ...`` line on stderr and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except UserError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"seq2seq-cli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[Optional[bool], typer.Option(  # noqa: UP045 (typer needs Optional)
+        "--version", callback=_version_callback, is_eager=True,
+        help="Print the version and exit.")] = None,
+) -> None:
+    """Train, inspect and use character-level LSTM sequence-to-sequence models."""
+
+
+@app.command()
+@user_errors
+def train(
+    config: ConfigArg,
+    overrides: SetOption = [],  # noqa: B006 (typer reads the default, never mutates it)
+    run_dir: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        help="Where to write the run (default: runs/<config name>).")] = None,
+    resume: Annotated[bool, typer.Option(
+        help="Continue the run in --run-dir from its checkpoints/last.pt.")] = False,
+    overwrite: Annotated[bool, typer.Option(
+        help="Replace an existing run in --run-dir (its files are deleted).")] = False,
+    device: DeviceOption = Device.auto,
+    quiet: Annotated[bool, typer.Option(help="Print only errors.")] = False,
+) -> None:
+    """Train a model from a YAML config; writes checkpoints, metrics and samples."""
+    from seq2seq_cli.config import load_config
+    from seq2seq_cli.train import TrainingStopped, train_from_config
+    from seq2seq_cli.ui.train_view import StopOnSignal, TrainView
+
+    cfg = load_config(config, overrides)
+    target = run_dir if run_dir is not None else Path("runs") / config.stem
+    view = TrainView(quiet=quiet)
+    with StopOnSignal() as stop:
+        try:
+            result = train_from_config(cfg, target, resume=resume, overwrite=overwrite,
+                                       device=device.value, on_event=view.handle,
+                                       should_stop=stop.requested)
+        except TrainingStopped as exc:
+            view.stopped(exc)
+            raise typer.Exit(stop.exit_code) from None
+    view.summary(result)
+
+
+@app.command()
+@user_errors
+def translate(
+    model: ModelArg,
+    texts: Annotated[Optional[list[str]], typer.Argument(  # noqa: UP045
+        help="Source texts to translate (or use --input).", show_default=False)] = None,
+    input: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--input", "-i", help="Read sources from FILE, one per line; '-' reads stdin.")] = None,
+    output: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--output", "-o", help="Write translations to FILE instead of stdout.")] = None,
+    beam_size: Annotated[int, typer.Option(min=1, help="Beam width; 1 is greedy.")] = 1,
+    n_best: Annotated[int, typer.Option(
+        min=1, help="Hypotheses per source (at most --beam-size).")] = 1,
+    length_penalty: Annotated[float, typer.Option(
+        min=0.0, help="Beam scores are log-prob / length**alpha.")] = 1.0,
+    batch_size: Annotated[int, typer.Option(min=1, help="Sources decoded at once.")] = 256,
+    max_length: Annotated[Optional[int], typer.Option(  # noqa: UP045
+        min=1, help="Longest output in characters (default: from the training data).")] = None,
+    format: Annotated[TranslateFormat, typer.Option(
+        "--format", help="text: one line per output; tsv: source, translation, score; "
+        "jsonl: one JSON object per source.")] = TranslateFormat.text,
+    device: DeviceOption = Device.auto,
+) -> None:
+    """Translate texts with a trained model (greedy or beam search, batched)."""
+    from seq2seq_cli.translate import translate_command
+
+    translate_command(model, texts or [], input_path=input, output_path=output,
+                      beam_size=beam_size, n_best=n_best, length_penalty=length_penalty,
+                      batch_size=batch_size, max_length=max_length, output_format=format.value,
+                      device=device.value)
+
+
+@app.command()
+@user_errors
+def evaluate(
+    model: ModelArg,
+    data: Annotated[Path, typer.Argument(
+        help="Tab-separated pairs, the same formats as training.", show_default=False)],
+    beam_size: Annotated[int, typer.Option(min=1, help="Beam width; 1 is greedy.")] = 1,
+    batch_size: Annotated[int, typer.Option(min=1, help="Sources decoded at once.")] = 256,
+    format: Annotated[OutputFormat, typer.Option(
+        "--format", help="table for people, json for scripts.")] = OutputFormat.table,
+    output_hypotheses: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        help="Also write source, reference and hypothesis per line (TSV) to FILE.")] = None,
+    worst: Annotated[int, typer.Option(min=0, help="Worst examples to show.")] = 10,
+    device: DeviceOption = Device.auto,
+) -> None:
+    """Score a trained model on a test file: exact match, CER, chrF, BLEU."""
+    from seq2seq_cli.evaluate import evaluate_command
+
+    evaluate_command(model, data, beam_size=beam_size, batch_size=batch_size,
+                     output_format=format.value, hypotheses_path=output_hypotheses,
+                     worst=worst, device=device.value)
+
+
+@app.command("inspect-params")
+@user_errors
+def inspect_params(
+    target: Annotated[Path, typer.Argument(
+        help="A YAML config, a run directory or a checkpoint file.", show_default=False)],
+    source_features: Annotated[Optional[int], typer.Option(  # noqa: UP045
+        min=1, help="One-hot width of the source (default: from the corpus or checkpoint).")
+    ] = None,
+    target_features: Annotated[Optional[int], typer.Option(  # noqa: UP045
+        min=1, help="One-hot width of the target (default: from the corpus or checkpoint).")
+    ] = None,
+    overrides: SetOption = [],  # noqa: B006
+    format: Annotated[OutputFormat, typer.Option(
+        "--format", help="table for people, json for scripts.")] = OutputFormat.table,
+) -> None:
+    """Explain, layer by layer, where every parameter of the model comes from."""
+    from seq2seq_cli.params import inspect_params_command
+
+    inspect_params_command(target, source_features=source_features,
+                           target_features=target_features, overrides=overrides,
+                           output_format=format.value)
+
+
+@app.command("inspect-data")
+@user_errors
+def inspect_data(
+    config: ConfigArg,
+    overrides: SetOption = [],  # noqa: B006
+    format: Annotated[OutputFormat, typer.Option(
+        "--format", help="table for people, json for scripts.")] = OutputFormat.table,
+) -> None:
+    """Report what the data pipeline makes of a corpus: counts, vocabularies, tensor sizes."""
+    from seq2seq_cli.config import load_config
+    from seq2seq_cli.inspect_data import inspect_data as run_inspect
+    from seq2seq_cli.ui.data_view import render_data_report
+
+    report = run_inspect(load_config(config, overrides))
+    render_data_report(report, format.value)
+
+
+def main() -> None:
+    app(prog_name="seq2seq")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,330 @@
+"""The experiment config: one tree of frozen dataclasses that mirrors the YAML sections.
+
+Every default, bound and allowed value lives in the field definitions below, and nowhere
+else; the README's config reference is generated from the same metadata
+(``config_reference()``). YAML is read with ``yaml.safe_load`` so a file cannot construct
+Python objects.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from seq2seq_cli.errors import ConfigError
+
+def option(default: Any, help: str, *, min: float | None = None, max: float | None = None,
+           below: float | None = None, choices: tuple[str, ...] | None = None) -> Any:
+    """A config field with its default, documentation and allowed values in one place."""
+    meta = {"help": help, "min": min, "max": max, "below": below, "choices": choices}
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    path: str = option("data/dates.tsv", "Parallel corpus: `source<TAB>target` per line "
+                       "(a third attribution column is ignored). Relative to the working "
+                       "directory.")
+    num_samples: int | None = option(None, "Use only the first N pairs of the file "
+                                     "(null: all).", min=1)
+    max_source_length: int | None = option(None, "Drop pairs whose source is longer "
+                                           "(characters, after normalisation; null: no limit).",
+                                           min=1)
+    max_target_length: int | None = option(None, "Drop pairs whose target is longer "
+                                           "(null: no limit).", min=1)
+    lowercase: bool = option(False, "Lowercase both sides before anything else.")
+    normalization: str = option("NFC", "Unicode normalisation applied to both sides.",
+                                choices=("NFC", "NFD", "NFKC", "NFKD", "none"))
+    val_fraction: float = option(0.1, "Fraction of pairs held out for validation.",
+                                 min=0.0, below=1.0)
+    test_fraction: float = option(0.0, "Fraction of pairs held out for the final test.",
+                                  min=0.0, below=1.0)
+    split_seed: int = option(0, "Seed of the train/val/test split (independent of "
+                             "train.seed, so the split stays put across training seeds).",
+                             min=0)
+    skip_malformed: bool = option(False, "Skip and count malformed lines instead of failing.")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    latent_dim: int = option(256, "LSTM units per direction in the encoder.", min=1)
+    num_layers: int = option(1, "Stacked LSTM layers in the encoder and in the decoder.", min=1)
+    bidirectional: bool = option(False, "Bidirectional encoder; the decoder then has "
+                                 "2 × latent_dim units (forward and backward states joined).")
+    dropout: float = option(0.0, "Dropout between stacked LSTM layers (needs num_layers > 1).",
+                            min=0.0, below=1.0)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = option(100, "Maximum number of epochs.", min=1)
+    batch_size: int = option(64, "Global batch size (split across processes under torchrun).",
+                             min=1)
+    optimizer: str = option("rmsprop", "Optimizer.", choices=("rmsprop", "adam", "sgd"))
+    learning_rate: float = option(1e-3, "Initial learning rate.", min=0.0)
+    momentum: float = option(0.0, "Momentum for sgd and rmsprop.", min=0.0, below=1.0)
+    weight_decay: float = option(0.0, "L2 weight decay.", min=0.0)
+    clip_norm: float | None = option(None, "Clip the global gradient norm to this value "
+                                     "(null: no clipping).", min=0.0)
+    lr_schedule: str = option("none", "`plateau` multiplies the learning rate by lr_factor "
+                              "when val_loss has not improved for lr_patience epochs.",
+                              choices=("none", "plateau"))
+    lr_factor: float = option(0.5, "Learning-rate factor of the plateau schedule.",
+                              min=0.0, below=1.0)
+    lr_patience: int = option(2, "Epochs without improvement before the plateau schedule "
+                              "lowers the learning rate.", min=0)
+    patience: int | None = option(10, "Early stopping: stop after this many epochs without a "
+                                  "better val_loss (null: never stop early).", min=1)
+    eval_samples: int | None = option(1000, "Validation pairs decoded greedily each epoch for "
+                                      "exact match (a fixed seeded sample; null: all).", min=1)
+    show_samples: int = option(5, "Validation translations written to samples/ and shown "
+                               "after each epoch.", min=0)
+    seed: int = option(42, "Seed of initialisation, dropout and batch order.", min=0)
+    threads: int | None = option(None, "CPU threads per process (null: cores / processes).",
+                                 min=1)
+    precision: str = option("fp32", "Arithmetic: bf16 uses autocast on CPU and CUDA; fp16 "
+                            "only on CUDA.", choices=("fp32", "bf16", "fp16"))
+    batching: str = option("length", "`length` groups batches by exact source length (fast, "
+                           "exact encoder states); `pad_to_max` pads every batch to the "
+                           "corpus maximum like the Keras recipe (reference mode for "
+                           "benchmarks).", choices=("length", "pad_to_max"))
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read a YAML config (or the defaults when ``path`` is None) and apply ``--set`` overrides."""
+    tree = _read_yaml(Path(path)) if path is not None else {}
+    source = str(path) if path is not None else "<defaults>"
+    for override in overrides:
+        section, key, raw = _split_override(override)
+        tree.setdefault(section, {})
+        if not isinstance(tree[section], dict):
+            raise ConfigError(f"{source}: section '{section}' must be a mapping")
+        tree[section][key] = _parse_override_value(section, key, raw)
+    return config_from_dict(tree, source)
+
+
+def config_from_dict(tree: Any, source: str = "<config>") -> Config:
+    """Build and validate a Config from a plain nested dict."""
+    if tree is None:
+        tree = {}
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections "
+                          f"({', '.join(SECTIONS)}), got {type(tree).__name__}")
+    unknown = sorted(set(map(str, tree)) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"{source}: unknown section '{unknown[0]}'; "
+                          f"allowed sections: {', '.join(SECTIONS)}")
+    sections = {name: _build_section(cls, name, tree.get(name), source)
+                for name, cls in SECTIONS.items()}
+    config = Config(**sections)
+    _check_cross_fields(config, source)
+    return config
+
+
+def config_to_dict(config: Config) -> dict[str, dict[str, Any]]:
+    return dataclasses.asdict(config)
+
+
+def dump_config(config: Config) -> str:
+    """The fully resolved config as YAML; ``load_config`` of it gives the same object."""
+    return yaml.safe_dump(config_to_dict(config), sort_keys=False, allow_unicode=True)
+
+
+def config_reference() -> list[tuple[str, str, str, str]]:
+    """(dotted key, type, default, help with allowed values) for every config field."""
+    rows = []
+    for section, cls in SECTIONS.items():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            rows.append((f"{section}.{f.name}", _type_name(hints[f.name]),
+                         _yaml_scalar(f.default), f"{f.metadata['help']} {_allowed(f, hints[f.name])}"))
+    return rows
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(f"{path}: config file not found")
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, expected a YAML config file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        tree = yaml.safe_load(text)
+    except yaml.constructor.ConstructorError as exc:
+        tag = getattr(exc, "problem", "") or "unsupported tag"
+        raise ConfigError(f"{path}: refused YAML tag ({tag.strip()}); configs are plain "
+                          "data, Python object tags are never loaded") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
+    if tree is None:
+        raise ConfigError(f"{path}: the config file is empty; it needs at least a data "
+                          "section with data.path")
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections "
+                          f"({', '.join(SECTIONS)}), got {type(tree).__name__}")
+    return tree
+
+
+def _build_section(cls: type, section: str, values: Any, source: str) -> Any:
+    if values is None:
+        return cls()
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: section '{section}' must be a mapping of keys, "
+                          f"got {values!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    checked = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(f"{source}: unknown key '{section}.{key}'; allowed keys in "
+                              f"'{section}': {', '.join(fields)}")
+        checked[key] = _check_value(f"{section}.{key}", value, hints[key], fields[key], source)
+    return cls(**checked)
+
+
+def _check_value(dotted: str, value: Any, hint: Any, f: dataclasses.Field, source: str) -> Any:
+    base, optional = _unwrap_optional(hint)
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{source}: {dotted} = null is not allowed; expected {_type_name(hint)}")
+    value = _coerce_type(dotted, value, base, hint, source)
+    _check_bounds(dotted, value, f, hint, source)
+    return value
+
+
+def _coerce_type(dotted: str, value: Any, base: type, hint: Any, source: str) -> Any:
+    expected = _type_name(hint)
+    if base is bool:
+        ok = isinstance(value, bool)
+    elif base is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif base is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise ConfigError(f"{source}: {dotted} = {value!r} has the wrong type; expected {expected}")
+    return value
+
+
+def _check_bounds(dotted: str, value: Any, f: dataclasses.Field, hint: Any, source: str) -> None:
+    meta = f.metadata
+    if meta["choices"] is not None and value not in meta["choices"]:
+        raise ConfigError(f"{source}: {dotted} = {value!r} is not allowed; "
+                          f"choose one of: {', '.join(meta['choices'])}")
+    too_small = meta["min"] is not None and value < meta["min"]
+    too_large = (meta["max"] is not None and value > meta["max"]) or (
+        meta["below"] is not None and value >= meta["below"])
+    if too_small or too_large or (isinstance(value, float) and value != value):
+        raise ConfigError(f"{source}: {dotted} = {value!r} is out of range; "
+                          f"allowed: {_allowed(f, hint).strip('()')}")
+
+
+def _check_cross_fields(config: Config, source: str) -> None:
+    data = config.data
+    if data.val_fraction + data.test_fraction >= 1.0:
+        raise ConfigError(f"{source}: data.val_fraction + data.test_fraction = "
+                          f"{data.val_fraction + data.test_fraction:g} leaves no training "
+                          "pairs; the sum must be below 1")
+    if config.model.dropout > 0 and config.model.num_layers == 1:
+        raise ConfigError(f"{source}: model.dropout = {config.model.dropout:g} has no effect "
+                          "with model.num_layers = 1 (dropout acts between stacked layers); "
+                          "set model.num_layers >= 2 or model.dropout = 0")
+
+
+def _split_override(override: str) -> tuple[str, str, str]:
+    dotted, sep, raw = override.partition("=")
+    parts = dotted.strip().split(".")
+    if not sep or len(parts) != 2 or not all(parts):
+        raise ConfigError(f"--set {override!r}: expected section.key=value, "
+                          "e.g. --set train.epochs=5")
+    section, key = parts
+    if section not in SECTIONS:
+        raise ConfigError(f"--set {override!r}: unknown section '{section}'; "
+                          f"allowed sections: {', '.join(SECTIONS)}")
+    names = [f.name for f in dataclasses.fields(SECTIONS[section])]
+    if key not in names:
+        raise ConfigError(f"--set {override!r}: unknown key '{section}.{key}'; "
+                          f"allowed keys in '{section}': {', '.join(names)}")
+    return section, key, raw.strip()
+
+
+def _parse_override_value(section: str, key: str, raw: str) -> Any:
+    """Parse the text of ``--set`` into the type of the field it sets."""
+    hint = typing.get_type_hints(SECTIONS[section])[key]
+    base, optional = _unwrap_optional(hint)
+    dotted = f"{section}.{key}"
+    if optional and raw.lower() in ("null", "none", "~", ""):
+        return None
+    try:
+        if base is bool:
+            lowered = raw.lower()
+            if lowered in ("true", "yes", "on", "1"):
+                return True
+            if lowered in ("false", "no", "off", "0"):
+                return False
+            raise ValueError
+        if base is int:
+            return int(raw)
+        if base is float:
+            return float(raw)
+    except ValueError:
+        raise ConfigError(f"--set {dotted}={raw}: {raw!r} is not a valid "
+                          f"{_type_name(hint)}") from None
+    return raw
+
+
+def _unwrap_optional(hint: Any) -> tuple[Any, bool]:
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args:
+        return next(a for a in args if a is not type(None)), True
+    return hint, False
+
+
+def _type_name(hint: Any) -> str:
+    base, optional = _unwrap_optional(hint)
+    name = {bool: "boolean", int: "integer", float: "number", str: "string"}[base]
+    return f"{name} or null" if optional else name
+
+
+def _allowed(f: dataclasses.Field, hint: Any) -> str:
+    meta = f.metadata
+    if meta["choices"]:
+        return f"(one of: {', '.join(meta['choices'])})"
+    bounds = []
+    if meta["min"] is not None:
+        bounds.append(f">= {meta['min']:g}")
+    if meta["max"] is not None:
+        bounds.append(f"<= {meta['max']:g}")
+    if meta["below"] is not None:
+        bounds.append(f"< {meta['below']:g}")
+    return f"({' and '.join(bounds)})" if bounds else ""
+
+
+def _yaml_scalar(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()

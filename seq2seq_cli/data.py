@@ -1,0 +1,340 @@
+"""Corpus → vocabularies → compact index arrays → one-hot batches.
+
+The full padded one-hot tensor (samples, timesteps, features) of the Keras recipe is a
+real function here (``one_hot_tensor``), but training never builds it for the whole
+corpus: pairs are kept as flat integer arrays and each batch is one-hot encoded on the fly.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from seq2seq_cli.config import DataConfig
+from seq2seq_cli.errors import DataError
+
+PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
+# Multi-character strings: no single corpus character can ever equal one of them.
+SPECIALS = (PAD, BOS, EOS, UNK)
+PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(4)
+
+Pair = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Characters of one side of the corpus, after the four reserved symbols.
+
+    One-hot vectors have ``num_features = len(tokens) - 1`` columns: every token except
+    PAD, so a padded timestep is an all-zero row (token id ``i`` is column ``i - 1``).
+    """
+
+    tokens: tuple[str, ...]
+    _index: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.tokens[: len(SPECIALS)] != SPECIALS:
+            raise DataError(f"vocabulary must start with {SPECIALS}, got {self.tokens[:4]}")
+        object.__setattr__(self, "_index", {t: i for i, t in enumerate(self.tokens)})
+
+    @classmethod
+    def build(cls, texts: list[str]) -> Vocabulary:
+        chars = sorted({ch for text in texts for ch in text})
+        return cls(SPECIALS + tuple(chars))
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def num_features(self) -> int:
+        return len(self.tokens) - 1
+
+    @property
+    def characters(self) -> tuple[str, ...]:
+        return self.tokens[len(SPECIALS):]
+
+    def encode(self, text: str) -> list[int]:
+        return [self._index.get(ch, UNK_ID) for ch in text]
+
+    def decode(self, ids: list[int]) -> str:
+        """Characters up to the first EOS; reserved symbols other than UNK are dropped."""
+        out = []
+        for i in ids:
+            if i == EOS_ID:
+                break
+            if i >= len(SPECIALS):
+                out.append(self.tokens[i])
+            elif i == UNK_ID:
+                out.append("\N{REPLACEMENT CHARACTER}")
+        return "".join(out)
+
+    def unknown_characters(self, text: str) -> set[str]:
+        return {ch for ch in text if ch not in self._index}
+
+
+@dataclass(frozen=True)
+class Vocabularies:
+    source: Vocabulary
+    target: Vocabulary
+
+    def to_dict(self) -> dict[str, list[str]]:
+        return {"source": list(self.source.tokens), "target": list(self.target.tokens)}
+
+    @classmethod
+    def from_dict(cls, payload: dict) -> Vocabularies:
+        return cls(Vocabulary(tuple(payload["source"])), Vocabulary(tuple(payload["target"])))
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n",
+                        encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> Vocabularies:
+        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+# ---------------------------------------------------------------- reading the corpus
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    pairs: list[Pair]
+    lines_read: int
+    blank_lines: int
+    malformed_skipped: int
+
+
+def read_pairs(path: str | Path, *, limit: int | None = None,
+               skip_malformed: bool = False) -> ReadResult:
+    """Read ``source<TAB>target[<TAB>attribution]`` lines, stopping after ``limit`` pairs.
+
+    Blank lines are ignored. A malformed line (no tab, too many columns, an empty side,
+    invalid UTF-8) fails with its line number, or is counted when ``skip_malformed``.
+    """
+    path = Path(path)
+    raw = _read_bytes(path)
+    pairs: list[Pair] = []
+    blank = malformed = line_no = 0
+    for line_no, line in enumerate(raw.split(b"\n"), start=1):
+        if limit is not None and len(pairs) >= limit:
+            line_no -= 1
+            break
+        line = line.removesuffix(b"\r")
+        if not line.strip():
+            blank += 1
+            continue
+        try:
+            pairs.append(_parse_line(line))
+        except ValueError as exc:
+            if not skip_malformed:
+                raise DataError(f"{path}:{line_no}: {exc} (set data.skip_malformed: true "
+                                "to skip such lines)") from None
+            malformed += 1
+    if not pairs:
+        raise DataError(f"{path}: no usable `source<TAB>target` pair in the file")
+    return ReadResult(pairs, line_no, blank, malformed)
+
+
+def _read_bytes(path: Path) -> bytes:
+    if not path.exists():
+        raise DataError(f"{path}: corpus file not found (check data.path)")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, expected a tab-separated corpus file")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    if not raw.strip():
+        raise DataError(f"{path}: the corpus file is empty")
+    return raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark is not text
+
+
+def _parse_line(line: bytes) -> Pair:
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"invalid UTF-8 at byte {exc.start}") from None
+    columns = text.split("\t")
+    if len(columns) < 2:
+        raise ValueError("no tab: expected `source<TAB>target`")
+    if len(columns) > 3:
+        raise ValueError(f"{len(columns)} tab-separated columns: expected 2, or 3 with an "
+                         "attribution")
+    source, target = columns[0], columns[1]
+    if not source.strip():
+        raise ValueError("empty source")
+    if not target.strip():
+        raise ValueError("empty target")
+    return source, target
+
+
+# ---------------------------------------------------------------- preparing and splitting
+
+
+@dataclass(frozen=True)
+class CorpusStats:
+    lines_read: int
+    pairs_read: int
+    blank_lines: int
+    malformed_skipped: int
+    dropped_source_too_long: int
+    dropped_target_too_long: int
+
+    @property
+    def pairs_kept(self) -> int:
+        return self.pairs_read - self.dropped_source_too_long - self.dropped_target_too_long
+
+
+@dataclass(frozen=True)
+class Corpus:
+    train: list[Pair]
+    val: list[Pair]
+    test: list[Pair]
+    stats: CorpusStats
+
+
+def normalize_text(text: str, config: DataConfig) -> str:
+    """The same normalisation for training pairs and for text given to translate."""
+    if config.normalization != "none":
+        text = unicodedata.normalize(config.normalization, text)
+    return text.lower() if config.lowercase else text
+
+
+def load_corpus(config: DataConfig) -> Corpus:
+    """Read, normalise, filter by length and split the corpus as the config says."""
+    result = read_pairs(config.path, limit=config.num_samples,
+                        skip_malformed=config.skip_malformed)
+    pairs = [(normalize_text(s, config), normalize_text(t, config)) for s, t in result.pairs]
+    kept, too_long_source, too_long_target = _filter_lengths(pairs, config)
+    stats = CorpusStats(result.lines_read, len(result.pairs), result.blank_lines,
+                        result.malformed_skipped, too_long_source, too_long_target)
+    if not kept:
+        raise DataError(f"{config.path}: every pair is longer than data.max_source_length / "
+                        "data.max_target_length; raise the limits")
+    train, val, test = split_pairs(kept, config.val_fraction, config.test_fraction,
+                                   config.split_seed)
+    if not train:
+        raise DataError(f"{config.path}: {len(kept)} pairs leave none for training after the "
+                        "validation and test split; use a larger corpus or smaller fractions")
+    return Corpus(train, val, test, stats)
+
+
+def _filter_lengths(pairs: list[Pair], config: DataConfig) -> tuple[list[Pair], int, int]:
+    kept, too_long_source, too_long_target = [], 0, 0
+    for source, target in pairs:
+        if config.max_source_length is not None and len(source) > config.max_source_length:
+            too_long_source += 1
+        elif config.max_target_length is not None and len(target) > config.max_target_length:
+            too_long_target += 1
+        else:
+            kept.append((source, target))
+    return kept, too_long_source, too_long_target
+
+
+def split_pairs(pairs: list[Pair], val_fraction: float, test_fraction: float,
+                seed: int) -> tuple[list[Pair], list[Pair], list[Pair]]:
+    """Seeded, deterministic, disjoint train / val / test split (in that order)."""
+    order = np.random.default_rng(seed).permutation(len(pairs))
+    n_test = _split_size(len(pairs), test_fraction)
+    n_val = _split_size(len(pairs), val_fraction)
+    test = [pairs[i] for i in order[:n_test]]
+    val = [pairs[i] for i in order[n_test:n_test + n_val]]
+    train = [pairs[i] for i in order[n_test + n_val:]]
+    return train, val, test
+
+
+def _split_size(total: int, fraction: float) -> int:
+    # A non-zero fraction of a tiny corpus still holds out at least one pair.
+    return max(1, round(total * fraction)) if fraction > 0 and total > 1 else 0
+
+
+# ---------------------------------------------------------------- index arrays and one-hot
+
+
+@dataclass(frozen=True)
+class EncodedTexts:
+    """Texts as one flat integer array plus offsets: a few bytes per character in memory."""
+
+    ids: np.ndarray  # (total characters,) uint8 or int16 or int32
+    offsets: np.ndarray  # (n + 1,) int64
+    lengths: np.ndarray  # (n,) int64
+
+    @classmethod
+    def from_texts(cls, texts: list[str], vocab: Vocabulary) -> EncodedTexts:
+        dtype = np.min_scalar_type(max(len(vocab) - 1, 0))
+        lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+        offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        flat = np.fromiter((i for t in texts for i in vocab.encode(t)), dtype=dtype,
+                           count=int(offsets[-1]))
+        return cls(flat, offsets, lengths)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    @property
+    def nbytes(self) -> int:
+        return self.ids.nbytes + self.offsets.nbytes + self.lengths.nbytes
+
+    def padded(self, rows: np.ndarray, timesteps: int | None = None) -> np.ndarray:
+        """Token ids of ``rows`` as a (len(rows), timesteps) int64 array, PAD-filled."""
+        lengths = self.lengths[rows]
+        width = int(lengths.max(initial=0)) if timesteps is None else timesteps
+        positions = np.arange(width)[None, :]  # (1, T)
+        real = positions < lengths[:, None]  # (B, T)
+        flat_index = np.where(real, self.offsets[rows][:, None] + positions, 0)
+        return np.where(real, self.ids[flat_index] if len(self.ids) else 0, PAD_ID).astype(
+            np.int64)
+
+
+@dataclass(frozen=True)
+class EncodedPairs:
+    source: EncodedTexts
+    target: EncodedTexts
+
+    @classmethod
+    def from_pairs(cls, pairs: list[Pair], vocabs: Vocabularies) -> EncodedPairs:
+        return cls(EncodedTexts.from_texts([s for s, _ in pairs], vocabs.source),
+                   EncodedTexts.from_texts([t for _, t in pairs], vocabs.target))
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    @property
+    def nbytes(self) -> int:
+        return self.source.nbytes + self.target.nbytes
+
+
+def one_hot(ids: np.ndarray, num_features: int) -> np.ndarray:
+    """(..., T) token ids → (..., T, num_features) float32; PAD rows are all zero."""
+    out = np.zeros(ids.shape + (num_features,), dtype=np.float32)
+    real = ids != PAD_ID
+    out[real, ids[real] - 1] = 1.0
+    return out
+
+
+def one_hot_tensor(texts: list[str], vocab: Vocabulary, *, add_bos: bool = False,
+                   add_eos: bool = False, timesteps: int | None = None) -> np.ndarray:
+    """The Keras recipe's full padded tensor of shape (samples, timesteps, features)."""
+    rows = [([BOS_ID] if add_bos else []) + vocab.encode(t) + ([EOS_ID] if add_eos else [])
+            for t in texts]
+    width = max((len(r) for r in rows), default=0) if timesteps is None else timesteps
+    ids = np.full((len(rows), width), PAD_ID, dtype=np.int64)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = row[:width]
+    return one_hot(ids, vocab.num_features)
+
+
+def character_counts(texts: list[str]) -> Counter:
+    return Counter(ch for text in texts for ch in text)
+
+
+def build_vocabularies(train_pairs: list[Pair]) -> Vocabularies:
+    """Vocabularies from the training split only, so evaluation never leaks into them."""
+    return Vocabularies(Vocabulary.build([s for s, _ in train_pairs]),
+                        Vocabulary.build([t for _, t in train_pairs]))
