@@ -100,12 +100,13 @@ def train(
 ) -> None:
     """Train a model from a YAML config; writes checkpoints, metrics and samples."""
     from seq2seq_cli.config import load_config
+
+    cfg = load_config(config, overrides)  # config errors come before torch is loaded
     from seq2seq_cli.train import TrainingStopped, train_from_config
     from seq2seq_cli.ui.train_view import StopOnSignal, TrainView
 
-    cfg = load_config(config, overrides)
     target = run_dir if run_dir is not None else Path("runs") / config.stem
-    view = TrainView(quiet=quiet)
+    view = TrainView(config, quiet=quiet)
     with StopOnSignal() as stop:
         try:
             result = train_from_config(cfg, target, resume=resume, overwrite=overwrite,

@@ -19,6 +19,7 @@ import yaml
 
 from seq2seq_cli.errors import ConfigError
 
+
 def option(default: Any, help: str, *, min: float | None = None, max: float | None = None,
            below: float | None = None, choices: tuple[str, ...] | None = None) -> Any:
     """A config field with its default, documentation and allowed values in one place."""
@@ -152,8 +153,9 @@ def config_reference() -> list[tuple[str, str, str, str]]:
     for section, cls in SECTIONS.items():
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
-            rows.append((f"{section}.{f.name}", _type_name(hints[f.name]),
-                         _yaml_scalar(f.default), f"{f.metadata['help']} {_allowed(f, hints[f.name])}"))
+            hint = hints[f.name]
+            rows.append((f"{section}.{f.name}", _type_name(hint), _yaml_scalar(f.default),
+                         f"{f.metadata['help']} {_allowed(f, hint)}".strip()))
     return rows
 
 

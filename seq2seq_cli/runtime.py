@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 import torch
 
@@ -35,29 +34,3 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
-
-
-@dataclass(frozen=True)
-class ProcessGroup:
-    """This process's place among the torchrun workers (a single process: rank 0 of 1)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-
-def process_group_from_env() -> ProcessGroup:
-    """Read torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK)."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
-        return ProcessGroup()
-    return ProcessGroup(int(os.environ["RANK"]), world_size,
-                        int(os.environ.get("LOCAL_RANK", "0")))

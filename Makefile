@@ -1,0 +1,38 @@
+# Every target that needs Python creates .venv first; nothing depends on a hand install.
+PYTHON ?= python3
+TORCH_SPEC ?= torch==2.13.0
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CORPUS ?= ../shared/data/fra-eng.tsv
+
+.PHONY: install test lint demo bench data clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	# The CPU build of PyTorch first, so the package's torch requirement is already met.
+	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet -e ".[dev,plot]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+# Each demo run gets its own directory, so an earlier one is never replaced.
+demo: $(STAMP)
+	$(BIN)/seq2seq train configs/dates.yaml --run-dir runs/dates-$$(date +%Y%m%d-%H%M%S)
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py --corpus $(CORPUS)
+
+data:
+	$(PYTHON) data/make_dates.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache .hypothesis *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,129 @@
+"""The run directory: what a training run writes, and the rules that keep old runs safe.
+
+```
+RUN_DIR/config.yaml            the fully resolved config (file + overrides)
+RUN_DIR/vocab.json             both vocabularies
+RUN_DIR/checkpoints/last.pt    every epoch (and on Ctrl-C / SIGTERM), written atomically
+RUN_DIR/checkpoints/best.pt    best validation loss so far
+RUN_DIR/metrics.jsonl          one JSON object per epoch
+RUN_DIR/samples/epoch-NNN.txt  translations of fixed validation sources, with references
+RUN_DIR/test_metrics.json      exact match of best.pt on the test split (when there is one)
+RUN_DIR/curves.png             loss and accuracy curves (with the `plot` extra)
+```
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from seq2seq_cli.errors import RunDirError
+
+RUN_FILES = ("config.yaml", "vocab.json", "metrics.jsonl", "test_metrics.json", "curves.png")
+RUN_DIRS = ("checkpoints", "samples")
+
+
+@dataclass(frozen=True)
+class RunDirectory:
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def vocab(self) -> Path:
+        return self.root / "vocab.json"
+
+    @property
+    def last(self) -> Path:
+        return self.root / "checkpoints" / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.root / "checkpoints" / "best.pt"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def test_metrics(self) -> Path:
+        return self.root / "test_metrics.json"
+
+    @property
+    def curves(self) -> Path:
+        return self.root / "curves.png"
+
+    def samples(self, epoch: int) -> Path:
+        return self.root / "samples" / f"epoch-{epoch:03d}.txt"
+
+    def holds_run(self) -> bool:
+        return any((self.root / name).exists() for name in RUN_FILES + RUN_DIRS)
+
+    def check_usable(self, *, resume: bool, overwrite: bool) -> None:
+        """Refuse anything that would lose an earlier run or cannot work; writes nothing."""
+        if resume and overwrite:
+            raise RunDirError("--resume and --overwrite contradict each other; choose one")
+        if self.root.exists() and not self.root.is_dir():
+            raise RunDirError(f"{self.root}: exists and is not a directory")
+        if resume:
+            if not self.last.exists():
+                raise RunDirError(f"{self.root}: nothing to resume (no checkpoints/last.pt)")
+        elif self.holds_run() and not overwrite:
+            raise RunDirError(f"{self.root}: already holds a run; pass --resume to continue "
+                              "it, --overwrite to replace it, or choose another --run-dir")
+        self._check_writable()
+
+    def _check_writable(self) -> None:
+        existing = self.root
+        while not existing.exists():
+            existing = existing.parent
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise RunDirError(f"{self.root}: cannot write here ({existing} is not writable)")
+
+    def prepare(self, *, overwrite: bool) -> None:
+        """Create the layout; with ``overwrite``, remove only the files a run writes."""
+        if overwrite:
+            for name in RUN_FILES:
+                (self.root / name).unlink(missing_ok=True)
+            for name in RUN_DIRS:
+                shutil.rmtree(self.root / name, ignore_errors=True)
+        try:
+            for name in RUN_DIRS:
+                (self.root / name).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunDirError(f"{self.root}: cannot create the run directory "
+                              f"({exc.strerror})") from None
+
+    def write_text(self, path: Path, text: str) -> None:
+        """Replace ``path`` atomically, so a crash never leaves it half written."""
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        if not self.metrics.exists():
+            return []
+        lines = self.metrics.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        with self.metrics.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def truncate_metrics(self, last_epoch: int) -> list[dict[str, Any]]:
+        """Keep the metrics of epochs the checkpoint has seen (a crash may have left more)."""
+        kept = [m for m in self.read_metrics() if m["epoch"] <= last_epoch]
+        self.write_text(self.metrics, "".join(json.dumps(m) + "\n" for m in kept))
+        return kept

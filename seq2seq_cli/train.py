@@ -1,0 +1,553 @@
+"""Training: teacher forcing, masked loss, validation, checkpoints, exact resume, DDP.
+
+``train_from_config`` reports progress through ``on_event`` (the CLI renders the events
+with rich, tests collect them in a list) and returns a ``TrainResult``. Under torchrun
+every rank runs this same function; rank 0 alone writes the run directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seq2seq_cli.batching import IGNORE_INDEX, Batch, epoch_batches, make_batch
+from seq2seq_cli.checkpoint import load_checkpoint, save_checkpoint
+from seq2seq_cli.config import Config, config_from_dict, config_to_dict, dump_config
+from seq2seq_cli.data import (
+    EncodedPairs,
+    Pair,
+    Vocabularies,
+    build_vocabularies,
+    load_corpus,
+)
+from seq2seq_cli.decode import translate_texts
+from seq2seq_cli.distributed import Distributed
+from seq2seq_cli.errors import ConfigError, UserError
+from seq2seq_cli.model import Seq2Seq, build_model
+from seq2seq_cli.run_dir import RunDirectory
+from seq2seq_cli.runtime import configure_threads, resolve_device
+
+# ---------------------------------------------------------------- events and results
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    run_dir: Path
+    device: str
+    threads: int
+    world_size: int
+    train_pairs: int
+    val_pairs: int
+    test_pairs: int
+    batches_per_epoch: int
+    parameters: int
+    start_epoch: int  # the first epoch this invocation trains (1 unless resumed)
+    epochs: int
+
+
+@dataclass(frozen=True)
+class EpochStarted:
+    epoch: int
+    batches: int
+    first_batch: int  # > 0 when resuming in the middle of an epoch
+
+
+@dataclass(frozen=True)
+class BatchEnded:
+    epoch: int
+    batch: int  # batches done in this epoch
+    batches: int
+    loss: float  # running mean over the epoch
+    chars_per_second: float
+
+
+@dataclass(frozen=True)
+class EpochEnded:
+    metrics: dict[str, Any]
+    samples: list[tuple[str, str, str]]  # (source, reference, hypothesis)
+    is_best: bool
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_dir: Path
+    epochs_completed: int
+    stop_reason: str  # "completed" | "early_stopping"
+    best_epoch: int
+    best_val_loss: float
+    best_exact_match: float | None
+    test_exact_match: float | None
+    test_pairs: int
+
+
+class TrainingStopped(Exception):
+    """Ctrl-C or SIGTERM: ``last.pt`` holds the exact position to resume from."""
+
+    def __init__(self, run_dir: Path, epoch: int, batch: int):
+        super().__init__(f"training stopped in epoch {epoch} after batch {batch}")
+        self.run_dir, self.epoch, self.batch = run_dir, epoch, batch
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+Event = RunStarted | EpochStarted | BatchEnded | EpochEnded
+EventHandler = Callable[[Event], None]
+
+
+# ---------------------------------------------------------------- training state
+
+
+@dataclass
+class Progress:
+    """Counters saved in every checkpoint so that a resumed run continues exactly."""
+
+    epoch: int = 0  # completed epochs
+    best_val_loss: float = math.inf
+    best_epoch: int = 0
+    best_exact_match: float | None = None
+    epochs_without_improvement: int = 0
+    # Position inside an unfinished epoch (set when stopped by a signal).
+    batches_done: int = 0
+    loss_sum: float = 0.0
+    target_steps: int = 0
+    chars: int = 0
+    train_seconds: float = 0.0
+
+    def start_epoch(self) -> None:
+        self.batches_done, self.loss_sum, self.target_steps = 0, 0.0, 0
+        self.chars, self.train_seconds = 0, 0.0
+
+
+@dataclass
+class Trainer:
+    config: Config
+    run: RunDirectory
+    vocabs: Vocabularies
+    train_pairs: EncodedPairs
+    val_pairs: EncodedPairs
+    val_texts: list[Pair]
+    test_texts: list[Pair]
+    model: Seq2Seq
+    wrapped: nn.Module  # the model, or its DistributedDataParallel wrapper
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau | None
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    dist: Distributed
+    on_event: EventHandler
+    should_stop: Callable[[], bool]
+    progress: Progress = field(default_factory=Progress)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def train_from_config(config: Config, run_dir: str | Path, *, resume: bool = False,
+                      overwrite: bool = False, device: str = "auto",
+                      on_event: EventHandler | None = None,
+                      should_stop: Callable[[], bool] | None = None) -> TrainResult:
+    """Train as ``config`` says into ``run_dir`` and return the outcome."""
+    with Distributed.from_environment(resolve_device(device)) as dist:
+        trainer = _setup(config, RunDirectory(Path(run_dir)), resume, overwrite, dist,
+                         on_event or (lambda event: None), should_stop or (lambda: False))
+        return _fit(trainer)
+
+
+def _setup(config: Config, run: RunDirectory, resume: bool, overwrite: bool,
+           dist: Distributed, on_event: EventHandler,
+           should_stop: Callable[[], bool]) -> Trainer:
+    threads = configure_threads(config.train.threads, dist.local_world_size)
+    payload = dist.from_main(lambda: _prepare_run(config, run, resume, overwrite))
+    if payload is not None:
+        config = _resumed_config(config, payload)
+    corpus = load_corpus(config.data)
+    vocabs = (Vocabularies.from_dict(payload["vocab"]) if payload is not None
+              else build_vocabularies(corpus.train))
+    if dist.is_main and payload is None:
+        run.write_text(run.config, dump_config(config))
+        vocabs.save(run.vocab)
+    trainer = _build_trainer(config, run, vocabs, corpus, dist, on_event, should_stop)
+    if payload is not None:
+        _restore(trainer, payload)
+    on_event(RunStarted(run.root, str(dist.device), threads, dist.world_size,
+                        len(corpus.train), len(corpus.val), len(corpus.test),
+                        len(_epoch_plan(trainer, 1)),
+                        sum(p.numel() for p in trainer.model.parameters()),
+                        trainer.progress.epoch + 1, config.train.epochs))
+    return trainer
+
+
+def _prepare_run(config: Config, run: RunDirectory, resume: bool,
+                 overwrite: bool) -> dict[str, Any] | None:
+    """Runs on rank 0 only: check and lay out the run directory, load last.pt to resume."""
+    run.check_usable(resume=resume, overwrite=overwrite)
+    if resume:
+        payload = load_checkpoint(run.last)
+        _check_resumable(config, payload, run)
+        return payload
+    run.prepare(overwrite=overwrite)
+    return None
+
+
+def _check_resumable(config: Config, payload: dict[str, Any], run: RunDirectory) -> None:
+    saved = config_from_dict(payload["config"], f"{run.last} (embedded config)")
+    for section in ("data", "model"):
+        before, now = config_to_dict(saved)[section], config_to_dict(config)[section]
+        changed = [k for k in before if before[k] != now[k]]
+        if changed:
+            key = changed[0]
+            raise ConfigError(f"--resume: {section}.{key} = {now[key]!r} differs from the run's "
+                              f"{before[key]!r}; a resumed run keeps its data and model "
+                              "settings (only train.* may change)")
+
+
+def _resumed_config(config: Config, payload: dict[str, Any]) -> Config:
+    # Data and model settings are checked equal; train settings are the new ones.
+    saved = config_from_dict(payload["config"])
+    return replace(saved, train=config.train)
+
+
+def _build_trainer(config: Config, run: RunDirectory, vocabs: Vocabularies, corpus,
+                   dist: Distributed, on_event: EventHandler,
+                   should_stop: Callable[[], bool]) -> Trainer:
+    torch.manual_seed(config.train.seed)
+    model = build_model(config.model, vocabs.source.num_features,
+                        vocabs.target.num_features).to(dist.device)
+    optimizer = _make_optimizer(config, model)
+    scheduler = (torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, factor=config.train.lr_factor, patience=config.train.lr_patience)
+        if config.train.lr_schedule == "plateau" else None)
+    _check_precision(config, dist.device)
+    scaler = torch.amp.GradScaler(dist.device.type,
+                                  enabled=config.train.precision == "fp16")
+    return Trainer(config, run, vocabs, EncodedPairs.from_pairs(corpus.train, vocabs),
+                   EncodedPairs.from_pairs(corpus.val, vocabs), corpus.val, corpus.test,
+                   model, dist.wrap(model), optimizer, scheduler, scaler, dist.device, dist,
+                   on_event, should_stop)
+
+
+def _make_optimizer(config: Config, model: nn.Module) -> torch.optim.Optimizer:
+    t = config.train
+    params = model.parameters()
+    if t.optimizer == "adam":
+        return torch.optim.Adam(params, lr=t.learning_rate, weight_decay=t.weight_decay)
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=t.learning_rate, momentum=t.momentum,
+                               weight_decay=t.weight_decay)
+    # Keras' RMSprop: rho 0.9 and epsilon 1e-7 (PyTorch's defaults are 0.99 and 1e-8).
+    return torch.optim.RMSprop(params, lr=t.learning_rate, alpha=0.9, eps=1e-7,
+                               momentum=t.momentum, weight_decay=t.weight_decay)
+
+
+def _check_precision(config: Config, device: torch.device) -> None:
+    if config.train.precision == "fp16" and device.type != "cuda":
+        raise ConfigError("train.precision = 'fp16' needs a CUDA device; use bf16 or fp32 "
+                          "on the CPU")
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def _fit(trainer: Trainer) -> TrainResult:
+    t = trainer.config.train
+    stop_reason = "completed"
+    while trainer.progress.epoch < t.epochs:
+        _train_epoch(trainer)
+        metrics, samples, is_best = _end_epoch(trainer)
+        trainer.on_event(EpochEnded(metrics, samples, is_best))
+        if t.patience is not None and trainer.progress.epochs_without_improvement >= t.patience:
+            stop_reason = "early_stopping"
+            break
+    test_exact = _test_exact_match(trainer)
+    p = trainer.progress
+    return TrainResult(trainer.run.root, p.epoch, stop_reason, p.best_epoch, p.best_val_loss,
+                       p.best_exact_match, test_exact, len(trainer.test_texts))
+
+
+def _epoch_plan(trainer: Trainer, epoch: int) -> list[np.ndarray]:
+    # Seeded by (seed, epoch) alone, so a resumed run rebuilds the very same plan.
+    rng = np.random.default_rng([trainer.config.train.seed, epoch])
+    return epoch_batches(trainer.train_pairs.source.lengths, trainer.config.train.batch_size,
+                         rng, trainer.config.train.batching)
+
+
+def _train_epoch(trainer: Trainer) -> None:
+    p = trainer.progress
+    epoch = p.epoch + 1
+    plan = _epoch_plan(trainer, epoch)
+    trainer.on_event(EpochStarted(epoch, len(plan), p.batches_done))
+    trainer.model.train()
+    for rows in plan[p.batches_done:]:
+        started = time.perf_counter()
+        loss_sum, steps = _train_step(trainer, rows)
+        if not math.isfinite(loss_sum):
+            raise TrainingDiverged(
+                f"the loss became {loss_sum} in epoch {epoch}, batch {p.batches_done + 1}; "
+                f"{trainer.run.last} still holds the last good epoch. Lower "
+                "train.learning_rate or set train.clip_norm, then --resume")
+        p.batches_done += 1
+        p.loss_sum += loss_sum
+        p.target_steps += steps
+        p.chars += int(trainer.train_pairs.source.lengths[rows].sum()) + steps
+        p.train_seconds += time.perf_counter() - started
+        trainer.on_event(BatchEnded(epoch, p.batches_done, len(plan), p.loss_sum / p.target_steps,
+                                    p.chars / max(p.train_seconds, 1e-9)))
+        if trainer.dist.any(trainer.should_stop()):
+            _save_last(trainer)
+            raise TrainingStopped(trainer.run.root, epoch, p.batches_done)
+
+
+def _train_step(trainer: Trainer, rows: np.ndarray) -> tuple[float, int]:
+    """One optimizer step on the global batch ``rows``; returns its summed loss and steps."""
+    t = trainer.config.train
+    global_steps = int(trainer.train_pairs.target.lengths[rows].sum()) + len(rows)  # + EOS
+    local_rows, weight = trainer.dist.shard(rows)
+    batch = _make_batch(trainer, trainer.train_pairs, local_rows)
+    encoder_input, decoder_input, target = _to_device(trainer, batch)
+    with _autocast(trainer):
+        logits = trainer.wrapped(encoder_input, decoder_input)  # (B, T, Ft)
+    loss_sum = sequence_loss(logits, target)
+    # DDP averages gradients over ranks; scaling by world_size / global steps makes the
+    # result the mean over every real target step of the global batch, as one process.
+    loss = loss_sum * (weight * trainer.dist.world_size / global_steps)
+    trainer.optimizer.zero_grad(set_to_none=True)
+    trainer.scaler.scale(loss).backward()
+    if t.clip_norm is not None:
+        trainer.scaler.unscale_(trainer.optimizer)
+        nn.utils.clip_grad_norm_(trainer.model.parameters(), t.clip_norm)
+    trainer.scaler.step(trainer.optimizer)
+    trainer.scaler.update()
+    total = trainer.dist.sum(loss_sum.detach() * weight)
+    return float(total), global_steps
+
+
+def sequence_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Summed cross-entropy over real target steps; PAD positions (IGNORE_INDEX) never count.
+
+    logits (B, T, Ft), target (B, T) class indices. Summed, not averaged, so that batches
+    and ranks can be combined exactly by the caller.
+    """
+    return F.cross_entropy(logits.float().flatten(0, 1), target.flatten(),
+                           ignore_index=IGNORE_INDEX, reduction="sum")
+
+
+def _make_batch(trainer: Trainer, pairs: EncodedPairs, rows: np.ndarray) -> Batch:
+    source_steps = target_steps = None
+    if trainer.config.train.batching == "pad_to_max":
+        # The Keras layout: every batch as wide as the longest text of the corpus.
+        source_steps = int(trainer.train_pairs.source.lengths.max())
+        target_steps = int(trainer.train_pairs.target.lengths.max())
+    return make_batch(pairs, rows, trainer.vocabs.source.num_features,
+                      trainer.vocabs.target.num_features, source_steps, target_steps)
+
+
+def _to_device(trainer: Trainer, batch: Batch) -> tuple[torch.Tensor, ...]:
+    device = trainer.device
+    tensors = (torch.from_numpy(batch.encoder_input), torch.from_numpy(batch.decoder_input),
+               torch.from_numpy(batch.decoder_target))
+    if device.type == "cuda":
+        # Pinned host memory lets the copy overlap with compute.
+        return tuple(t.pin_memory().to(device, non_blocking=True) for t in tensors)
+    return tensors
+
+
+def _autocast(trainer: Trainer) -> contextlib.AbstractContextManager:
+    precision = trainer.config.train.precision
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(trainer.device.type, dtype=dtype)
+
+
+# ---------------------------------------------------------------- end of an epoch
+
+
+def _end_epoch(trainer: Trainer) -> tuple[dict[str, Any], list[tuple[str, str, str]], bool]:
+    p = trainer.progress
+    epoch = p.epoch + 1
+    started = time.perf_counter()
+    val_loss, char_accuracy = _validate(trainer)
+    if val_loss is None:  # no validation split: judge epochs by training loss
+        val_loss = p.loss_sum / p.target_steps
+    exact_match, samples = _decode_validation(trainer) if trainer.dist.is_main else (None, [])
+    metrics = {
+        "epoch": epoch,
+        "loss": p.loss_sum / p.target_steps,
+        "val_loss": val_loss,
+        "char_accuracy": char_accuracy,
+        "exact_match": exact_match,
+        "learning_rate": trainer.optimizer.param_groups[0]["lr"],
+        "seconds": p.train_seconds,
+        "eval_seconds": time.perf_counter() - started,
+        "chars_per_second": p.chars / max(p.train_seconds, 1e-9),
+    }
+    is_best = _update_progress(trainer, metrics)
+    if trainer.scheduler is not None:
+        trainer.scheduler.step(val_loss)
+    _write_epoch(trainer, metrics, samples, is_best)
+    return metrics, samples, is_best
+
+
+def _update_progress(trainer: Trainer, metrics: dict[str, Any]) -> bool:
+    p = trainer.progress
+    p.epoch = metrics["epoch"]
+    is_best = metrics["val_loss"] < p.best_val_loss
+    if is_best:
+        p.best_val_loss, p.best_epoch = metrics["val_loss"], p.epoch
+        p.best_exact_match = metrics["exact_match"]
+        p.epochs_without_improvement = 0
+    else:
+        p.epochs_without_improvement += 1
+    p.start_epoch()
+    trainer.history.append(metrics)
+    return is_best
+
+
+def _write_epoch(trainer: Trainer, metrics: dict[str, Any],
+                 samples: list[tuple[str, str, str]], is_best: bool) -> None:
+    if not trainer.dist.is_main:
+        return
+    run = trainer.run
+    if is_best:
+        save_checkpoint(run.best, _checkpoint_payload(trainer))
+    run.append_metrics(metrics)
+    run.write_text(run.samples(metrics["epoch"]), _format_samples(samples))
+    save_checkpoint(run.last, _checkpoint_payload(trainer))
+    _plot_curves(trainer)
+
+
+def _format_samples(samples: list[tuple[str, str, str]]) -> str:
+    blocks = [f"source:     {s}\nreference:  {r}\nhypothesis: {h}\n"
+              f"{'ok' if h == r else 'wrong'}\n" for s, r, h in samples]
+    return "\n".join(blocks)
+
+
+def _plot_curves(trainer: Trainer) -> None:
+    try:
+        from seq2seq_cli.plot import plot_curves
+    except ImportError:  # the optional `plot` extra (matplotlib) is not installed
+        return
+    plot_curves(trainer.history, trainer.run.curves)
+
+
+@torch.inference_mode()
+def _validate(trainer: Trainer) -> tuple[float | None, float | None]:
+    """Teacher-forced loss and per-character accuracy over the validation split."""
+    pairs = trainer.val_pairs
+    if len(pairs) == 0:
+        return None, None
+    trainer.model.eval()
+    totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, real steps
+    rng = np.random.default_rng(0)  # the plan's order is irrelevant, its grouping is not
+    plan = epoch_batches(pairs.source.lengths, trainer.config.train.batch_size, rng)
+    for rows in trainer.dist.shard_plan(plan):
+        batch = _make_batch(trainer, pairs, rows)
+        encoder_input, decoder_input, target = _to_device(trainer, batch)
+        with _autocast(trainer):
+            logits = trainer.model(encoder_input, decoder_input).float()  # (B, T, Ft)
+        real = target != IGNORE_INDEX  # (B, T)
+        totals[0] += float(sequence_loss(logits, target))
+        totals[1] += float((logits.argmax(-1) == target)[real].sum())
+        totals[2] += float(real.sum())
+    totals = trainer.dist.sum_tensor(totals)
+    trainer.model.train()
+    return float(totals[0] / totals[2]), float(totals[1] / totals[2])
+
+
+def _decode_validation(trainer: Trainer) -> tuple[float | None, list[tuple[str, str, str]]]:
+    """Greedy exact match on a fixed seeded sample of validation pairs, and shown samples."""
+    val, t = trainer.val_texts, trainer.config.train
+    if not val:
+        return None, []
+    count = len(val) if t.eval_samples is None else min(t.eval_samples, len(val))
+    chosen = np.random.default_rng(t.seed).permutation(len(val))[:count]
+    # The shown samples are the first of the sample, so they are the same every epoch.
+    pairs = [val[i] for i in chosen]
+    hypotheses = _greedy(trainer, [s for s, _ in pairs])
+    exact = sum(h == r for h, (_, r) in zip(hypotheses, pairs)) / len(pairs)
+    shown = [(s, r, h) for (s, r), h in zip(pairs[:t.show_samples], hypotheses)]
+    return exact, shown
+
+
+def _greedy(trainer: Trainer, sources: list[str]) -> list[str]:
+    max_length = 2 * int(trainer.train_pairs.target.lengths.max()) + 10
+    results = translate_texts(trainer.model, trainer.vocabs, sources, max_length=max_length,
+                              device=trainer.device)
+    return [hyps[0].text for hyps in results]
+
+
+def _test_exact_match(trainer: Trainer) -> float | None:
+    """Exact match of best.pt on the held-out test split (rank 0, when there is one)."""
+    if not trainer.test_texts or not trainer.dist.is_main or not trainer.run.best.exists():
+        return None
+    payload = load_checkpoint(trainer.run.best)
+    trainer.model.load_state_dict(payload["model"])
+    hypotheses = _greedy(trainer, [s for s, _ in trainer.test_texts])
+    hits = sum(h == r for h, (_, r) in zip(hypotheses, trainer.test_texts))
+    exact = hits / len(trainer.test_texts)
+    trainer.run.write_text(trainer.run.test_metrics, _json_line(
+        {"checkpoint": "best.pt", "epoch": payload["epoch"], "n": len(trainer.test_texts),
+         "exact_match": exact}))
+    return exact
+
+
+def _json_line(record: dict[str, Any]) -> str:
+    return json.dumps(record, indent=1) + "\n"
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def _save_last(trainer: Trainer) -> None:
+    if trainer.dist.is_main:
+        save_checkpoint(trainer.run.last, _checkpoint_payload(trainer))
+
+
+def _checkpoint_payload(trainer: Trainer) -> dict[str, Any]:
+    p = trainer.progress
+    return {
+        "config": config_to_dict(trainer.config),
+        "vocab": trainer.vocabs.to_dict(),
+        "model": trainer.model.state_dict(),
+        "optimizer": trainer.optimizer.state_dict(),
+        "scheduler": trainer.scheduler.state_dict() if trainer.scheduler else None,
+        "scaler": trainer.scaler.state_dict(),
+        "epoch": p.epoch,
+        "progress": vars(p).copy(),
+        "history": list(trainer.history),
+        "lengths": {"source": int(trainer.train_pairs.source.lengths.max()),
+                    "target": int(trainer.train_pairs.target.lengths.max())},
+        "rng": {"torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+    }
+
+
+def _restore(trainer: Trainer, payload: dict[str, Any]) -> None:
+    """Put model, optimizer, scheduler, counters and RNG back exactly as they were saved."""
+    trainer.model.load_state_dict(payload["model"])
+    trainer.optimizer.load_state_dict(payload["optimizer"])
+    if trainer.scheduler is not None and payload.get("scheduler"):
+        trainer.scheduler.load_state_dict(payload["scheduler"])
+    if payload.get("scaler"):
+        trainer.scaler.load_state_dict(payload["scaler"])
+    trainer.progress = Progress(**payload["progress"])
+    trainer.history = list(payload.get("history", []))
+    torch.set_rng_state(payload["rng"]["torch"])
+    if payload["rng"]["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(payload["rng"]["cuda"])
+    if trainer.dist.is_main:
+        trainer.run.truncate_metrics(trainer.progress.epoch)

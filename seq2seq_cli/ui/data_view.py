@@ -1,0 +1,60 @@
+"""How ``seq2seq inspect-data`` looks: a table for people, JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def render_data_report(report: dict[str, Any], output_format: str,
+                       console: Console | None = None) -> None:
+    console = console or Console()
+    if output_format == "json":
+        console.print_json(json.dumps(report, ensure_ascii=False))
+        return
+    console.print(_summary_table(report))
+    console.print(_tensor_table(report))
+
+
+def _summary_table(r: dict[str, Any]) -> Table:
+    table = Table(title=f"corpus {r['path']}", show_header=False, title_justify="left")
+    dropped = r["dropped"]
+    splits = r["splits"]
+    table.add_row("pairs read / kept", f"{r['pairs_read']:,} / {r['pairs_kept']:,}")
+    table.add_row("dropped", f"source too long {dropped['source_too_long']:,}, target too long "
+                  f"{dropped['target_too_long']:,}, malformed skipped {dropped['malformed']:,}, "
+                  f"blank lines {dropped['blank_lines']:,}")
+    table.add_row("split train / val / test",
+                  f"{splits['train']:,} / {splits['val']:,} / {splits['test']:,}")
+    for side in ("source", "target"):
+        vocab, lengths = r["vocabulary"][side], r["lengths"][side]
+        table.add_row(f"{side} vocabulary", f"{vocab['size']} symbols ({vocab['features']} "
+                      f"one-hot features): {vocab['characters']!r}")
+        table.add_row(f"{side} length", f"max {lengths['max']}, mean {lengths['mean']}")
+    return table
+
+
+def _tensor_table(r: dict[str, Any]) -> Table:
+    table = Table("tensor", "shape (samples, timesteps, features)", "float32 bytes",
+                  title="full one-hot tensors (Keras recipe) vs what training holds",
+                  title_justify="left")
+    for name, tensor in r["tensors"].items():
+        table.add_row(name, str(tuple(tensor["shape"])), _size(tensor["bytes"]))
+    memory = r["in_memory_bytes"]
+    table.add_row("[bold]full tensors total", "", f"[bold]{_size(r['full_tensor_bytes'])}")
+    table.add_row("index arrays (training)", "", _size(memory["index_arrays"]))
+    table.add_row("largest one-hot batch", "", _size(memory["largest_batch"]))
+    table.add_row("[bold]training holds", "", f"[bold]{_size(memory['total'])} "
+                  f"({r['memory_ratio']:,.0f}× smaller)")
+    return table
+
+
+def _size(count: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if count < 1000 or unit == "GB":
+            return f"{count:,.0f} {unit}" if unit == "B" else f"{count:,.1f} {unit}"
+        count /= 1000
+    return f"{count:,.1f} GB"

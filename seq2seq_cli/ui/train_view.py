@@ -1,0 +1,167 @@
+"""How ``seq2seq train`` looks: rich progress bars in a terminal, one line per epoch in logs."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from types import FrameType
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from seq2seq_cli.train import (
+    BatchEnded,
+    EpochEnded,
+    EpochStarted,
+    Event,
+    RunStarted,
+    TrainingStopped,
+    TrainResult,
+)
+
+
+class StopOnSignal:
+    """Turn the first Ctrl-C or SIGTERM into a request to stop after the current batch.
+
+    Training then saves ``last.pt`` at the exact position and exits 130 (SIGINT) or 143
+    (SIGTERM); a second Ctrl-C interrupts at once.
+    """
+
+    def __init__(self) -> None:
+        self.signal_number: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> StopOnSignal:
+        for number in (signal.SIGINT, signal.SIGTERM):
+            self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+    def _handle(self, number: int, frame: FrameType | None) -> None:
+        if self.signal_number is not None and number == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signal_number = number
+
+    def requested(self) -> bool:
+        return self.signal_number is not None
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + (self.signal_number or signal.SIGINT)
+
+
+def _format_metric(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+class TrainView:
+    def __init__(self, config_path: Path, quiet: bool = False, console: Console | None = None):
+        self.config_path = config_path
+        self.quiet = quiet
+        self.console = console or Console()
+        self.errors = Console(stderr=True)
+        self.live = self.console.is_terminal and not quiet
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
+        self.run_dir: Path | None = None
+        self.epochs = 0
+
+    def handle(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.run_dir, self.epochs = event.run_dir, event.epochs
+        if self.quiet:
+            return
+        if isinstance(event, RunStarted):
+            self._started(event)
+        elif isinstance(event, EpochStarted):
+            self._epoch_started(event)
+        elif isinstance(event, BatchEnded):
+            self._batch_ended(event)
+        elif isinstance(event, EpochEnded):
+            self._epoch_ended(event)
+
+    def _started(self, e: RunStarted) -> None:
+        resumed = f", resuming at epoch {e.start_epoch}" if e.start_epoch > 1 else ""
+        processes = f" × {e.world_size} processes" if e.world_size > 1 else ""
+        self.console.print(
+            f"run {e.run_dir}: {e.train_pairs:,} train / {e.val_pairs:,} val / "
+            f"{e.test_pairs:,} test pairs, {e.batches_per_epoch:,} batches per epoch, "
+            f"{e.parameters:,} parameters, {e.device} ({e.threads} threads{processes}){resumed}",
+            highlight=False)
+
+    def _epoch_started(self, e: EpochStarted) -> None:
+        if not self.live:
+            return
+        self.progress = Progress(
+            TextColumn(f"epoch {e.epoch}/{self.epochs}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}  {task.fields[speed]} chars/s"),
+            TimeRemainingColumn(), console=self.console, transient=True)
+        self.task = self.progress.add_task("train", total=e.batches, completed=e.first_batch,
+                                           loss="-", speed="-")
+        self.progress.start()
+
+    def _batch_ended(self, e: BatchEnded) -> None:
+        if self.progress is not None and self.task is not None:
+            self.progress.update(self.task, completed=e.batch, loss=f"{e.loss:.4f}",
+                                 speed=f"{e.chars_per_second:,.0f}")
+
+    def _epoch_ended(self, e: EpochEnded) -> None:
+        self._stop_progress()
+        m = e.metrics
+        best = "  *best*" if e.is_best else ""
+        self.console.print(
+            f"epoch {m['epoch']:>3}/{self.epochs}  loss {m['loss']:.4f}  "
+            f"val_loss {m['val_loss']:.4f}  char_acc {_format_metric(m['char_accuracy'], '.3f')}"
+            f"  exact {_format_metric(m['exact_match'], '.3f')}  lr {m['learning_rate']:.2g}  "
+            f"{m['seconds']:.1f}s  {m['chars_per_second']:,.0f} chars/s{best}",
+            highlight=False)
+        if e.samples:
+            self.console.print(self._samples_table(e.samples))
+
+    @staticmethod
+    def _samples_table(samples: list[tuple[str, str, str]]) -> Table:
+        table = Table("source", "reference", "hypothesis", "", box=None, padding=(0, 2),
+                      show_header=True, header_style="dim")
+        for source, reference, hypothesis in samples:
+            table.add_row(source, reference, hypothesis, "✓" if hypothesis == reference else "✗")
+        return table
+
+    def _stop_progress(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+    def stopped(self, exc: TrainingStopped) -> None:
+        self._stop_progress()
+        self.errors.print(
+            f"stopped in epoch {exc.epoch} after batch {exc.batch}; saved "
+            f"{exc.run_dir / 'checkpoints' / 'last.pt'}. Resume with:\n"
+            f"  seq2seq train {self.config_path} --run-dir {exc.run_dir} --resume",
+            highlight=False)
+
+    def summary(self, result: TrainResult) -> None:
+        self._stop_progress()
+        if self.quiet:
+            return
+        how = "stopped early (no val_loss improvement)" if (
+            result.stop_reason == "early_stopping") else "finished"
+        lines = [f"{how} after {result.epochs_completed} epochs; best epoch "
+                 f"{result.best_epoch}: val_loss {result.best_val_loss:.4f}, exact match "
+                 f"{_format_metric(result.best_exact_match, '.3f')}"]
+        if result.test_exact_match is not None:
+            lines.append(f"test exact match: {result.test_exact_match:.3f} "
+                         f"({result.test_pairs:,} held-out pairs)")
+        lines.append(f"checkpoint: {result.run_dir / 'checkpoints' / 'best.pt'}")
+        lines.append(f'translate:  seq2seq translate {result.run_dir} "some text"')
+        self.console.print("\n".join(lines), highlight=False)

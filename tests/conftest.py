@@ -1,0 +1,46 @@
+"""Shared fixtures: tiny corpora and configs written into a temporary directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+FRA_ENG = ROOT.parent / "shared" / "data" / "fra-eng.tsv"
+
+# Twenty short pairs a latent_dim-32 model can learn by heart in a few seconds.
+TOY_PAIRS = [
+    ("one", "1"), ("two", "2"), ("three", "3"), ("four", "4"), ("five", "5"),
+    ("six", "6"), ("seven", "7"), ("eight", "8"), ("nine", "9"), ("ten", "10"),
+    ("eleven", "11"), ("twelve", "12"), ("thirteen", "13"), ("fourteen", "14"),
+    ("fifteen", "15"), ("sixteen", "16"), ("seventeen", "17"), ("eighteen", "18"),
+    ("nineteen", "19"), ("twenty", "20"),
+]
+
+
+def write_tsv(path: Path, pairs: list[tuple[str, str]]) -> Path:
+    path.write_text("".join(f"{s}\t{t}\n" for s, t in pairs), encoding="utf-8")
+    return path
+
+
+def write_config(path: Path, tree: dict) -> Path:
+    path.write_text(yaml.safe_dump(tree, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def toy_corpus(tmp_path: Path) -> Path:
+    return write_tsv(tmp_path / "toy.tsv", TOY_PAIRS)
+
+
+@pytest.fixture
+def tiny_config(tmp_path: Path, toy_corpus: Path) -> Path:
+    """A config that trains in about a second."""
+    return write_config(tmp_path / "tiny.yaml", {
+        "data": {"path": str(toy_corpus), "val_fraction": 0.2},
+        "model": {"latent_dim": 8},
+        "train": {"epochs": 2, "batch_size": 4, "eval_samples": 4, "show_samples": 2,
+                  "threads": 1},
+    })

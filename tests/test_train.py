@@ -1,0 +1,262 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from seq2seq_cli.batching import IGNORE_INDEX, epoch_batches, make_batch
+from seq2seq_cli.checkpoint import load_checkpoint
+from seq2seq_cli.cli import app
+from seq2seq_cli.config import ModelConfig, load_config
+from seq2seq_cli.data import EncodedPairs, build_vocabularies
+from seq2seq_cli.decode import translate_texts
+from seq2seq_cli.errors import UserError
+from seq2seq_cli.model import build_model
+from seq2seq_cli.train import (
+    EpochEnded,
+    TrainingStopped,
+    sequence_loss,
+    train_from_config,
+)
+
+from .conftest import TOY_PAIRS, write_config, write_tsv
+
+runner = CliRunner()
+METRIC_KEYS = {"epoch", "loss", "val_loss", "char_accuracy", "exact_match", "learning_rate",
+               "seconds", "eval_seconds", "chars_per_second"}
+TIMING_KEYS = {"seconds", "eval_seconds", "chars_per_second"}
+
+
+def _metrics(run_dir: Path) -> list[dict]:
+    lines = (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def _untimed(metrics: list[dict]) -> list[dict]:
+    return [{k: v for k, v in m.items() if k not in TIMING_KEYS} for m in metrics]
+
+
+def _params(run_dir: Path, name: str = "last.pt") -> dict[str, torch.Tensor]:
+    return load_checkpoint(run_dir / "checkpoints" / name)["model"]
+
+
+def _assert_same_params(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+# ---------------------------------------------------------------- model
+
+
+def _toy_model(bidirectional=False, num_layers=1, latent_dim=8):
+    vocabs = build_vocabularies(TOY_PAIRS)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(latent_dim=latent_dim, num_layers=num_layers,
+                                    bidirectional=bidirectional),
+                        vocabs.source.num_features, vocabs.target.num_features)
+    return model.eval(), vocabs
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_decoder_starts_from_the_encoders_final_state(bidirectional):
+    model, vocabs = _toy_model(bidirectional=bidirectional, num_layers=2)
+    pairs = EncodedPairs.from_pairs(TOY_PAIRS, vocabs)
+    rows = np.array([0, 1, 5])  # "one", "two", "six": equal length, as batches are built
+    batch = make_batch(pairs, rows, vocabs.source.num_features, vocabs.target.num_features)
+    x = torch.from_numpy(batch.encoder_input)  # (B, S, Fs)
+    with torch.no_grad():
+        h, c = model.encode(x)  # (L, B, D)
+        outputs, _ = model.encoder(x)  # (B, S, dirs * H)
+    units = model.encoder.hidden_size
+    # The top layer's state is the encoder output at the last real character (forward)
+    # and at the first character (backward), joined as [forward ; backward].
+    assert torch.allclose(h[-1, :, :units], outputs[:, -1, :units])
+    if bidirectional:
+        assert torch.allclose(h[-1, :, units:], outputs[:, 0, units:])
+    assert h.shape == c.shape == (2, len(rows), units * (2 if bidirectional else 1))
+    assert model.decoder.hidden_size == h.shape[-1]
+
+
+def test_decoder_output_depends_on_the_encoder():
+    model, vocabs = _toy_model()
+    pairs = EncodedPairs.from_pairs(TOY_PAIRS, vocabs)
+    batch = make_batch(pairs, np.array([0, 1]), vocabs.source.num_features,
+                       vocabs.target.num_features)
+    x, y = torch.from_numpy(batch.encoder_input), torch.from_numpy(batch.decoder_input)
+    with torch.no_grad():
+        before = model(x, y)
+        for p in model.encoder.parameters():
+            p.zero_()
+        after = model(x, y)
+    assert not torch.allclose(before, after)
+
+
+def test_training_batches_never_pad_the_source():
+    vocabs = build_vocabularies(TOY_PAIRS)
+    pairs = EncodedPairs.from_pairs(TOY_PAIRS, vocabs)
+    for rows in epoch_batches(pairs.source.lengths, 4, np.random.default_rng(0)):
+        batch = make_batch(pairs, rows, vocabs.source.num_features, vocabs.target.num_features)
+        assert (batch.encoder_input.sum(axis=2) == 1).all()
+
+
+def test_loss_ignores_padding():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 7)
+    target = torch.tensor([[1, 2, 3, IGNORE_INDEX, IGNORE_INDEX], [4, 5, 6, 0, 1]])
+    changed = logits.clone()
+    changed[0, 3:] = 100.0  # garbage at PAD positions
+    assert torch.equal(sequence_loss(logits, target), sequence_loss(changed, target))
+    real = target != IGNORE_INDEX
+    manual = -torch.log_softmax(logits, -1)[real].gather(1, target[real][:, None]).sum()
+    assert torch.allclose(sequence_loss(logits, target), manual)
+
+
+# ---------------------------------------------------------------- end to end
+
+
+def _config(tmp_path: Path, **train) -> Path:
+    corpus = write_tsv(tmp_path / "toy.tsv", TOY_PAIRS)
+    tree = {"data": {"path": str(corpus), "val_fraction": 0.2},
+            "model": {"latent_dim": 8},
+            "train": {"epochs": 4, "batch_size": 4, "eval_samples": 4, "show_samples": 2,
+                      "threads": 1, "patience": None, **train}}
+    return write_config(tmp_path / "tiny.yaml", tree)
+
+
+def test_model_overfits_twenty_pairs(tmp_path):
+    config = load_config(_config(tmp_path), [
+        "data.val_fraction=0", "model.latent_dim=64", "train.optimizer=adam",
+        "train.learning_rate=0.01", "train.epochs=60", "train.batch_size=20"])
+    train_from_config(config, tmp_path / "run", device="cpu")
+    payload = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    model, vocabs = _toy_model(latent_dim=64)
+    model.load_state_dict(payload["model"])
+    outputs = translate_texts(model, vocabs, [s for s, _ in TOY_PAIRS], max_length=10,
+                              device="cpu")
+    assert [o[0].text for o in outputs] == [t for _, t in TOY_PAIRS]
+
+
+def test_cli_train_writes_the_whole_run_directory(tmp_path):
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(_config(tmp_path, epochs=2)), "--run-dir",
+                                 str(run), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    for name in ("config.yaml", "vocab.json", "checkpoints/last.pt", "checkpoints/best.pt",
+                 "metrics.jsonl", "samples/epoch-001.txt", "samples/epoch-002.txt"):
+        assert (run / name).is_file(), name
+    metrics = _metrics(run)
+    assert [m["epoch"] for m in metrics] == [1, 2]
+    assert all(set(m) == METRIC_KEYS for m in metrics)
+    assert "reference:" in (run / "samples" / "epoch-002.txt").read_text(encoding="utf-8")
+    assert "best epoch" in result.stdout and "seq2seq translate" in result.stdout
+    assert load_config(run / "config.yaml").train.epochs == 2
+
+
+def test_quiet_prints_nothing(tmp_path):
+    result = runner.invoke(app, ["train", str(_config(tmp_path, epochs=1)), "--run-dir",
+                                 str(tmp_path / "run"), "--quiet", "--device", "cpu"])
+    assert result.exit_code == 0 and result.stdout == ""
+
+
+def test_same_seed_gives_identical_runs(tmp_path):
+    config = load_config(_config(tmp_path, epochs=3))
+    train_from_config(config, tmp_path / "a", device="cpu")
+    train_from_config(config, tmp_path / "b", device="cpu")
+    assert _untimed(_metrics(tmp_path / "a")) == _untimed(_metrics(tmp_path / "b"))
+    _assert_same_params(_params(tmp_path / "a"), _params(tmp_path / "b"))
+
+
+def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
+    path = _config(tmp_path, epochs=4, lr_schedule="plateau", lr_patience=0)
+    train_from_config(load_config(path), tmp_path / "full", device="cpu")
+    train_from_config(load_config(path, ["train.epochs=2"]), tmp_path / "split", device="cpu")
+    train_from_config(load_config(path), tmp_path / "split", resume=True, device="cpu")
+    assert _untimed(_metrics(tmp_path / "full")) == _untimed(_metrics(tmp_path / "split"))
+    _assert_same_params(_params(tmp_path / "full"), _params(tmp_path / "split"))
+    full = load_checkpoint(tmp_path / "full" / "checkpoints" / "last.pt")
+    split = load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")
+    assert full["progress"] == split["progress"]
+
+
+def test_stop_in_the_middle_of_an_epoch_resumes_exactly(tmp_path):
+    path = _config(tmp_path, epochs=3)
+    train_from_config(load_config(path), tmp_path / "full", device="cpu")
+    calls = iter(range(10_000))
+    with pytest.raises(TrainingStopped) as info:
+        train_from_config(load_config(path), tmp_path / "cut", device="cpu",
+                          should_stop=lambda: next(calls) == 5)
+    saved = load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")
+    assert info.value.batch == 6 == saved["progress"]["batches_done"]  # mid-epoch
+    assert saved["epoch"] == info.value.epoch - 1
+    train_from_config(load_config(path), tmp_path / "cut", resume=True, device="cpu")
+    assert _untimed(_metrics(tmp_path / "full")) == _untimed(_metrics(tmp_path / "cut"))
+    _assert_same_params(_params(tmp_path / "full"), _params(tmp_path / "cut"))
+
+
+def test_existing_run_is_refused_without_overwrite(tmp_path):
+    config, run = _config(tmp_path, epochs=1), tmp_path / "run"
+    args = ["train", str(config), "--run-dir", str(run), "--device", "cpu"]
+    assert runner.invoke(app, args).exit_code == 0
+    before = (run / "checkpoints" / "last.pt").read_bytes()
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 2
+    assert "already holds a run" in refused.stderr and "--overwrite" in refused.stderr
+    assert (run / "checkpoints" / "last.pt").read_bytes() == before
+    replaced = runner.invoke(app, args + ["--overwrite", "--set", "train.seed=5"])
+    assert replaced.exit_code == 0, replaced.output
+    assert (run / "checkpoints" / "last.pt").read_bytes() != before
+
+
+def test_resume_without_a_run_and_changed_model_are_refused(tmp_path):
+    config, run = _config(tmp_path, epochs=1), tmp_path / "run"
+    nothing = runner.invoke(app, ["train", str(config), "--run-dir", str(run), "--resume"])
+    assert nothing.exit_code == 2 and "nothing to resume" in nothing.stderr
+    assert runner.invoke(app, ["train", str(config), "--run-dir", str(run)]).exit_code == 0
+    changed = runner.invoke(app, ["train", str(config), "--run-dir", str(run), "--resume",
+                                  "--set", "model.latent_dim=16"])
+    assert changed.exit_code == 2 and "model.latent_dim" in changed.stderr
+
+
+def test_early_stopping_uses_patience(tmp_path):
+    # A learning rate of zero never improves val_loss after the first epoch.
+    config = load_config(_config(tmp_path, epochs=20, patience=2, optimizer="sgd",
+                                 learning_rate=0.0))
+    result = train_from_config(config, tmp_path / "run", device="cpu")
+    assert result.stop_reason == "early_stopping" and result.epochs_completed == 3
+    assert result.best_epoch == 1
+
+
+def test_events_report_every_epoch(tmp_path):
+    events: list = []
+    train_from_config(load_config(_config(tmp_path, epochs=2)), tmp_path / "run",
+                      device="cpu", on_event=events.append)
+    ended = [e for e in events if isinstance(e, EpochEnded)]
+    assert [e.metrics["epoch"] for e in ended] == [1, 2]
+    assert all(len(e.samples) == 2 for e in ended)
+
+
+def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(tmp_path,
+                                                                          monkeypatch):
+    path, run = _config(tmp_path, epochs=1), tmp_path / "run"
+    train_from_config(load_config(path), run, device="cpu")
+    good = (run / "checkpoints" / "last.pt").read_bytes()
+    original = torch.nn.Linear.forward
+    monkeypatch.setattr(torch.nn.Linear, "forward",
+                        lambda self, x: original(self, x) * float("nan"))
+    with pytest.raises(UserError, match="loss became nan"):
+        train_from_config(load_config(path, ["train.epochs=2"]), run, resume=True,
+                          device="cpu")
+    assert (run / "checkpoints" / "last.pt").read_bytes() == good
+
+
+def test_test_split_is_scored_with_the_best_checkpoint(tmp_path):
+    config = load_config(_config(tmp_path, epochs=2), ["data.test_fraction=0.2"])
+    result = train_from_config(config, tmp_path / "run", device="cpu")
+    report = json.loads((tmp_path / "run" / "test_metrics.json").read_text(encoding="utf-8"))
+    assert report["n"] == result.test_pairs == 4
+    assert report["exact_match"] == result.test_exact_match
