@@ -92,7 +92,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: refused to load: the file holds objects other than "
                               f"plain data ({first_line[:200]})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError,
-            AttributeError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            AttributeError, KeyError, IndexError, TypeError, UnicodeDecodeError,
+            MemoryError) as exc:
         raise CheckpointError(f"{path}: not a readable checkpoint (damaged or not a PyTorch "
                               f"file: {type(exc).__name__})") from None
     _validate(path, payload)

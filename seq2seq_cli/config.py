@@ -111,13 +111,21 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
     """Read a YAML config (or the defaults when ``path`` is None) and apply ``--set`` overrides."""
     tree = _read_yaml(Path(path)) if path is not None else {}
     source = str(path) if path is not None else "<defaults>"
+    return config_from_dict(apply_overrides(tree, overrides, source), source)
+
+
+def apply_overrides(tree: dict[str, Any], overrides: list[str] | tuple[str, ...],
+                    source: str = "<config>") -> dict[str, Any]:
+    """Set ``section.key=value`` overrides, parsed to each field's type, into a plain tree."""
+    tree = {name: dict(values) if isinstance(values, dict) else values
+            for name, values in tree.items()}
     for override in overrides:
         section, key, raw = _split_override(override)
         tree.setdefault(section, {})
         if not isinstance(tree[section], dict):
             raise ConfigError(f"{source}: section '{section}' must be a mapping")
         tree[section][key] = _parse_override_value(section, key, raw)
-    return config_from_dict(tree, source)
+    return tree
 
 
 def config_from_dict(tree: Any, source: str = "<config>") -> Config:
@@ -281,8 +289,11 @@ def _parse_override_value(section: str, key: str, raw: str) -> Any:
     hint = typing.get_type_hints(SECTIONS[section])[key]
     base, optional = _unwrap_optional(hint)
     dotted = f"{section}.{key}"
-    if optional and raw.lower() in ("null", "none", "~", ""):
-        return None
+    if raw.lower() in ("null", "none", "~", ""):
+        if optional:
+            return None
+        raise ConfigError(f"--set {dotted}={raw}: null is not allowed; expected "
+                          f"{_type_name(hint)}")
     try:
         if base is bool:
             lowered = raw.lower()

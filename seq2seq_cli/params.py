@@ -1,0 +1,276 @@
+"""Where every parameter of the model comes from, in closed form, checked against PyTorch.
+
+An LSTM layer has four gates (input, forget, cell candidate, output), each a dense layer
+over ``[x_t; h_{t-1}]`` with a bias, so one direction of one layer holds
+``4·((input_dim + units)·units + units)`` parameters: the Keras convention, which is what
+``count_params()`` reports for the Keras recipe. PyTorch keeps two bias vectors per gate
+(``bias_ih`` and ``bias_hh``), hence ``+ 4·units`` per direction per layer.
+
+The closed form is the explanation; the model that ``build_model`` makes is the truth.
+``build_report`` builds it and compares, and a mismatch is a bug in this module or in the
+model (a plain RuntimeError), never the user's fault.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from seq2seq_cli.checkpoint import load_checkpoint, resolve_checkpoint
+from seq2seq_cli.config import (
+    Config,
+    ModelConfig,
+    apply_overrides,
+    config_from_dict,
+    load_config,
+)
+from seq2seq_cli.data import Vocabularies, build_vocabularies, load_corpus
+from seq2seq_cli.errors import CheckpointError, DataError
+from seq2seq_cli.model import build_model, decoder_units
+
+GATES = 4  # input, forget, cell candidate, output
+CONFIG_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class LayerCount:
+    """One row: one direction of one LSTM layer, or the output dense layer.
+
+    ``directions`` is the number of directions of the LSTM the row belongs to (the row
+    itself counts one of them), so the layer above reads ``units × directions`` values.
+    """
+
+    name: str
+    input_dim: int
+    units: int
+    directions: int
+    formula: str  # the Keras count with the numbers filled in; "(+ 4·units)" is PyTorch's
+    keras: int
+    pytorch: int
+    note: str
+
+
+@dataclass(frozen=True)
+class ParamReport:
+    layers: tuple[LayerCount, ...]
+    keras_total: int
+    pytorch_total: int
+    actual_total: int  # counted on the model build_model makes
+    source_features: int
+    target_features: int
+    model: ModelConfig
+    widths_from: str  # where the one-hot widths came from, for the reader
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--format json`` document; its key names are a stable interface."""
+        return {
+            "layers": [_layer_dict(layer) for layer in self.layers],
+            "keras_total": self.keras_total,
+            "pytorch_total": self.pytorch_total,
+            "actual_total": self.actual_total,
+            "source_features": self.source_features,
+            "target_features": self.target_features,
+        }
+
+
+def _layer_dict(layer: LayerCount) -> dict[str, Any]:
+    return {"name": layer.name, "input_dim": layer.input_dim, "units": layer.units,
+            "directions": layer.directions, "keras": layer.keras, "pytorch": layer.pytorch,
+            "formula": layer.formula, "note": layer.note}
+
+
+# ---------------------------------------------------------------- closed-form counts
+
+
+def lstm_direction_params(input_dim: int, units: int) -> tuple[int, int]:
+    """(Keras, PyTorch) parameters of one direction of one LSTM layer."""
+    keras = GATES * ((input_dim + units) * units + units)
+    return keras, keras + GATES * units  # PyTorch: a second bias vector per gate
+
+
+def dense_params(units: int, outputs: int) -> int:
+    """A weight per (unit, output) pair plus a bias per output, in both conventions."""
+    return units * outputs + outputs
+
+
+def count_layers(config: ModelConfig, source_features: int,
+                 target_features: int) -> tuple[LayerCount, ...]:
+    """Encoder rows (per layer and direction), decoder rows, then the output dense layer."""
+    directions = 2 if config.bidirectional else 1
+    units = decoder_units(config)
+    encoder = _lstm_rows("encoder", config, source_features, config.latent_dim, directions,
+                         f"input = one-hot source ({source_features} columns)")
+    decoder = _lstm_rows("decoder", config, target_features, units, 1,
+                         _decoder_first_note(config, target_features))
+    return (*encoder, *decoder, _dense_row(units, target_features))
+
+
+def _lstm_rows(part: str, config: ModelConfig, features: int, units: int, directions: int,
+               first_note: str) -> list[LayerCount]:
+    rows = []
+    for layer in range(1, config.num_layers + 1):
+        # Stacked layers read the outputs of every direction of the layer below.
+        input_dim = features if layer == 1 else units * directions
+        note = first_note if layer == 1 else _stacked_note(units, directions, config.dropout)
+        for direction in _direction_names(directions):
+            rows.append(_lstm_row(f"{part} layer {layer}{direction}", input_dim, units,
+                                  directions, _direction_note(note, direction)))
+    return rows
+
+
+def _direction_names(directions: int) -> tuple[str, ...]:
+    return (" forward", " backward") if directions == 2 else ("",)
+
+
+def _direction_note(note: str, direction: str) -> str:
+    if direction == " backward":
+        return f"{note}; reads right to left with its own weights"
+    return note
+
+
+def _stacked_note(units: int, directions: int, dropout: float) -> str:
+    width = f"{directions} × {units}" if directions > 1 else f"{units}"
+    note = f"input = {width} from the layer below"
+    # Dropout between layers is worth a word because it changes nothing in the counts.
+    return f"{note} (dropout {dropout:g}: no parameters)" if dropout > 0 else note
+
+
+def _decoder_first_note(config: ModelConfig, target_features: int) -> str:
+    note = f"input = one-hot target ({target_features} columns)"
+    if config.bidirectional:
+        note += (f"; units = 2 × {config.latent_dim}: the encoder's forward and backward "
+                 "states joined")
+    return note
+
+
+def _lstm_row(name: str, input_dim: int, units: int, directions: int,
+              note: str) -> LayerCount:
+    keras, pytorch = lstm_direction_params(input_dim, units)
+    formula = f"{GATES}·(({input_dim} + {units})·{units} + {units}) (+ {GATES}·{units})"
+    return LayerCount(name, input_dim, units, directions, formula, keras, pytorch, note)
+
+
+def _dense_row(units: int, target_features: int) -> LayerCount:
+    count = dense_params(units, target_features)
+    return LayerCount("output dense", units, target_features, 1,
+                      f"{units}·{target_features} + {target_features}", count, count,
+                      f"logits over the {target_features} target one-hot columns")
+
+
+# ---------------------------------------------------------------- checking against PyTorch
+
+
+def count_model_parameters(config: ModelConfig, source_features: int,
+                           target_features: int) -> int:
+    """Parameters of the model ``build_model`` makes for these widths.
+
+    Built on the meta device: shapes without storage, so a config too large for this
+    machine's memory can still be inspected, instantly.
+    """
+    with torch.device("meta"):
+        model = build_model(config, source_features, target_features)
+    return sum(p.numel() for p in model.parameters())
+
+
+def build_report(config: ModelConfig, source_features: int, target_features: int,
+                 widths_from: str = "the arguments") -> ParamReport:
+    """Closed-form counts for a config and one-hot widths, verified on the real model."""
+    layers = count_layers(config, source_features, target_features)
+    report = ParamReport(layers, sum(r.keras for r in layers), sum(r.pytorch for r in layers),
+                         count_model_parameters(config, source_features, target_features),
+                         source_features, target_features, config, widths_from)
+    if report.actual_total != report.pytorch_total:
+        raise RuntimeError(f"bug: the closed-form PyTorch count {report.pytorch_total:,} "
+                           f"differs from the built model's {report.actual_total:,} "
+                           f"parameters for {config}")
+    return report
+
+
+# ---------------------------------------------------------------- config and widths
+
+
+@dataclass(frozen=True)
+class _Widths:
+    config: Config
+    source_features: int
+    target_features: int
+    widths_from: str
+
+
+def _resolve(target: Path, source_features: int | None, target_features: int | None,
+             overrides: list[str] | tuple[str, ...]) -> _Widths:
+    """A .yaml/.yml file is a config; anything else is a run directory or checkpoint."""
+    if target.suffix.lower() in CONFIG_SUFFIXES:
+        return _from_config_file(target, source_features, target_features, overrides)
+    return _from_checkpoint(target, source_features, target_features, overrides)
+
+
+def _from_config_file(path: Path, source_features: int | None, target_features: int | None,
+                      overrides: list[str] | tuple[str, ...]) -> _Widths:
+    config = load_config(path, overrides)
+    if source_features is not None and target_features is not None:
+        # Both widths given: the corpus may be large or absent; it is not needed.
+        return _Widths(config, source_features, target_features,
+                       "--source-features and --target-features")
+    vocabs = build_vocabularies(load_corpus(config.data).train)
+    return _with_flags(config, vocabs, source_features, target_features,
+                       f"the vocabularies of {config.data.path} (train split)")
+
+
+def _from_checkpoint(target: Path, source_features: int | None, target_features: int | None,
+                     overrides: list[str] | tuple[str, ...]) -> _Widths:
+    path = resolve_checkpoint(target)
+    payload = load_checkpoint(path)
+    config = _embedded_config(payload["config"], overrides, f"{path} (embedded config)")
+    try:
+        vocabs = Vocabularies.from_dict(payload["vocab"])
+    except (DataError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path}: damaged checkpoint vocabularies "
+                              f"({type(exc).__name__})") from None
+    return _with_flags(config, vocabs, source_features, target_features,
+                       f"the vocabularies of {path}")
+
+
+def _embedded_config(tree: Any, overrides: list[str] | tuple[str, ...], source: str) -> Config:
+    """The checkpoint's config with ``--set`` applied, validated like a config file."""
+    if not isinstance(tree, dict) or not overrides:
+        return config_from_dict(tree, source)
+    return config_from_dict(apply_overrides(tree, overrides, source), source)
+
+
+def _with_flags(config: Config, vocabs: Vocabularies, source_features: int | None,
+                target_features: int | None, widths_from: str) -> _Widths:
+    """Widths from the vocabularies unless a flag gives one explicitly."""
+    if source_features is not None or target_features is not None:
+        widths_from += " and the --source/target-features flags"
+    return _Widths(config,
+                   vocabs.source.num_features if source_features is None else source_features,
+                   vocabs.target.num_features if target_features is None else target_features,
+                   widths_from)
+
+
+# ---------------------------------------------------------------- the command
+
+
+def inspect_params(target: str | Path, *, source_features: int | None = None,
+                   target_features: int | None = None,
+                   overrides: list[str] | tuple[str, ...] = ()) -> ParamReport:
+    """The parameter report for a config file, a run directory or a checkpoint."""
+    widths = _resolve(Path(target), source_features, target_features, overrides)
+    return build_report(widths.config.model, widths.source_features, widths.target_features,
+                        widths.widths_from)
+
+
+def inspect_params_command(target: str | Path, *, source_features: int | None = None,
+                           target_features: int | None = None,
+                           overrides: list[str] | tuple[str, ...] = (),
+                           output_format: str = "table") -> None:
+    """``seq2seq inspect-params``: compute here, render in the ui layer."""
+    from seq2seq_cli.ui.params_view import render_param_report
+
+    report = inspect_params(target, source_features=source_features,
+                            target_features=target_features, overrides=overrides)
+    render_param_report(report, output_format)

@@ -1,0 +1,154 @@
+"""Rendering of ``seq2seq inspect-params``: a rich table with an explanation, or JSON.
+
+Imports no torch (the report is plain data), so it stays cheap to load. Cell text is
+passed as ``rich.text.Text``: formulas and ``[x_t; h_{t-1}]`` contain square brackets
+that console markup would otherwise swallow as style tags.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from typing import TYPE_CHECKING
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from seq2seq_cli.params import LayerCount, ParamReport
+
+COLUMNS = ("layer", "input_dim", "units", "directions", "formula", "Keras", "PyTorch", "note")
+COMPACT_COLUMNS = ("layer", "input_dim", "units", "directions", "Keras", "PyTorch")
+TEXT_COLUMNS = ("layer", "formula", "note")
+UNLIMITED = 10_000  # wide enough to measure any table at its natural width
+PROSE_WIDTH = 100  # explanation lines stay readable on a wide terminal
+
+
+def render_param_report(report: ParamReport, output_format: str = "table",
+                        console: Console | None = None) -> None:
+    """``json`` writes the stable document to stdout; anything else the table."""
+    if output_format == "json":
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+        return
+    table = param_table(report)
+    console = console or _console(table)
+    prose_width = min(console.width, PROSE_WIDTH)
+    if _natural_width(console, table) > console.width:
+        # Too narrow for eight columns: formulas and notes move to a list below the table.
+        table = param_table(report, compact=True)
+        console.print(table)
+        _print_paragraphs(console, layer_details(report), prose_width)
+    else:
+        console.print(table)
+    _print_paragraphs(console, explanation(report), prose_width)
+    console.print(Text(f"PyTorch total matches the built model: "
+                       f"{report.actual_total:,} parameters", style="bold green"))
+
+
+def _console(table: Table) -> Console:
+    """A terminal's width is respected; a file or pipe gets the table's natural width.
+
+    Rich assumes 80 columns when output is not a terminal, which would break every
+    formula and note of a redirected table over several lines.
+    """
+    console = Console(highlight=False)
+    if console.is_terminal:
+        return console
+    return Console(highlight=False, width=max(console.width, _natural_width(console, table)))
+
+
+def _natural_width(console: Console, table: Table) -> int:
+    return console.measure(table, options=console.options.update_width(UNLIMITED)).maximum
+
+
+def _print_paragraphs(console: Console, paragraphs: list[tuple[str, str]], width: int) -> None:
+    """(first-line prefix, text) pairs, wrapped with a hanging indent under the prefix.
+
+    Wrapped here rather than by rich so lines carry no trailing padding.
+    """
+    for prefix, text in paragraphs:
+        filled = textwrap.fill(text, width=width, initial_indent=prefix,
+                               subsequent_indent=" " * len(prefix), break_on_hyphens=False)
+        console.print(Text(filled), soft_wrap=True)
+
+
+def param_table(report: ParamReport, *, compact: bool = False) -> Table:
+    """All eight columns in a box; ``compact`` keeps the numbers only, borderless."""
+    style = ({"box": box.SIMPLE_HEAD, "show_edge": False, "pad_edge": False,
+              "collapse_padding": True} if compact else {})
+    table = Table(title=_title(report), caption=_caption(report), title_justify="left",
+                  caption_justify="left", **style)
+    columns = COMPACT_COLUMNS if compact else COLUMNS
+    for name in columns:
+        # Numbers never wrap or shrink to an ellipsis; text columns wrap when space is short.
+        number = name not in TEXT_COLUMNS
+        table.add_column(name, justify="right" if number else "left", no_wrap=number,
+                         min_width=len(name), ratio=1 if name == "note" else None)
+    for layer in report.layers:
+        table.add_row(*_cells(_layer_values(layer), columns),
+                      end_section=layer is report.layers[-1])
+    table.add_row(*_cells(_total_values(report), columns))
+    return table
+
+
+def _layer_values(layer: LayerCount) -> dict[str, Text]:
+    return {"layer": Text(layer.name), "input_dim": Text(f"{layer.input_dim:,}"),
+            "units": Text(f"{layer.units:,}"), "directions": Text(f"{layer.directions:,}"),
+            "formula": Text(layer.formula), "Keras": Text(f"{layer.keras:,}"),
+            "PyTorch": Text(f"{layer.pytorch:,}"), "note": Text(layer.note)}
+
+
+def _total_values(report: ParamReport) -> dict[str, Text]:
+    return {"layer": Text("total", style="bold"),
+            "Keras": Text(f"{report.keras_total:,}", style="bold"),
+            "PyTorch": Text(f"{report.pytorch_total:,}", style="bold")}
+
+
+def _cells(values: dict[str, Text], columns: tuple[str, ...]) -> list[Text]:
+    return [values.get(name, Text("")) for name in columns]
+
+
+def _title(report: ParamReport) -> Text:
+    model = report.model
+    layers = f"{model.num_layers} layer{'s' if model.num_layers > 1 else ''}"
+    encoder = "bidirectional" if model.bidirectional else "unidirectional"
+    return Text(f"Parameters of the model: latent_dim {model.latent_dim:,}, {layers}, "
+                f"{encoder} encoder; one-hot widths {report.source_features:,} (source) and "
+                f"{report.target_features:,} (target)", style="bold")
+
+
+def _caption(report: ParamReport) -> Text:
+    return Text(f"One-hot widths from {report.widths_from}. Keras counts one bias per gate "
+                "(as count_params() reports); PyTorch adds each formula's \"(+ 4·units)\".")
+
+
+def layer_details(report: ParamReport) -> list[tuple[str, str]]:
+    """Each layer's formula and note, for the compact table that has no room for them."""
+    return [line for layer in report.layers
+            for line in ((f"{layer.name}: ", layer.formula), ("    ", layer.note))]
+
+
+def explanation(report: ParamReport) -> list[tuple[str, str]]:
+    """Why the formulas look as they do, as bullet paragraphs."""
+    return [("• ", text) for text in _reasons(report.pytorch_total - report.keras_total)]
+
+
+def _reasons(extra: int) -> tuple[str, ...]:
+    return (
+        "Four gates per LSTM layer: the input gate, the forget gate, the cell candidate and "
+        "the output gate are each a dense layer over [x_t; h_{t-1}] (input_dim + units "
+        "values) with a bias, so one direction holds 4·((input_dim + units)·units + units).",
+        "Bidirectional doubles the count: it is two independent LSTMs, one reading the "
+        "source left to right and one right to left, each with its own weights. The layer "
+        "above reads both outputs (input = 2 × units) and the decoder starts from both "
+        "final states joined (2 × latent_dim units).",
+        "PyTorch's count is larger than Keras': nn.LSTM keeps two bias vectors per gate, "
+        "bias_ih and bias_hh, where Keras keeps one, i.e. + 4·units per direction per "
+        f"layer ({extra:,} parameters in this model). The two biases only ever appear as "
+        "their sum, so both conventions describe the same functions.",
+        "The output dense layer maps the decoder's units to the target one-hot columns: "
+        "units·target_features weights + target_features biases, the same in both "
+        "conventions.",
+    )
