@@ -7,6 +7,7 @@ so ``seq2seq --help`` answers without loading PyTorch.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -106,7 +107,8 @@ def train(
     from seq2seq_cli.ui.train_view import StopOnSignal, TrainView
 
     target = run_dir if run_dir is not None else Path("runs") / config.stem
-    view = TrainView(config, quiet=quiet)
+    # Under torchrun every rank runs this command; only rank 0 talks to the user.
+    view = TrainView(config, quiet=quiet or os.environ.get("RANK", "0") != "0")
     with StopOnSignal() as stop:
         try:
             result = train_from_config(cfg, target, resume=resume, overwrite=overwrite,
@@ -142,12 +144,23 @@ def translate(
     device: DeviceOption = Device.auto,
 ) -> None:
     """Translate texts with a trained model (greedy or beam search, batched)."""
-    from seq2seq_cli.translate import translate_command
+    from seq2seq_cli.translate import (
+        InputNotes,
+        TranslateSettings,
+        input_warnings,
+        load_model,
+        translate_stream,
+    )
+    from seq2seq_cli.ui.translate_view import render_warnings, source_lines, write_translations
 
-    translate_command(model, texts or [], input_path=input, output_path=output,
-                      beam_size=beam_size, n_best=n_best, length_penalty=length_penalty,
-                      batch_size=batch_size, max_length=max_length, output_format=format.value,
-                      device=device.value)
+    settings = TranslateSettings(beam_size, n_best, length_penalty, batch_size, max_length)
+    settings.check()
+    sources = source_lines(texts or [], input, output)  # input errors before the model loads
+    trained = load_model(model, device.value)
+    notes = InputNotes()
+    write_translations(translate_stream(trained, sources, settings, notes), output,
+                       format.value, n_best)
+    render_warnings(input_warnings(notes, trained.max_source_length))
 
 
 @app.command()
@@ -166,11 +179,14 @@ def evaluate(
     device: DeviceOption = Device.auto,
 ) -> None:
     """Score a trained model on a test file: exact match, CER, chrF, BLEU."""
-    from seq2seq_cli.evaluate import evaluate_command
+    from seq2seq_cli.evaluate import evaluate_file
+    from seq2seq_cli.ui.eval_view import render_evaluation, write_hypotheses
 
-    evaluate_command(model, data, beam_size=beam_size, batch_size=batch_size,
-                     output_format=format.value, hypotheses_path=output_hypotheses,
-                     worst=worst, device=device.value)
+    report = evaluate_file(model, data, beam_size=beam_size, batch_size=batch_size,
+                           worst=worst, device=device.value)
+    if output_hypotheses is not None:
+        write_hypotheses(report, output_hypotheses)
+    render_evaluation(report, format.value)
 
 
 @app.command("inspect-params")
