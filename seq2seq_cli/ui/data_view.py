@@ -21,6 +21,8 @@ def render_data_report(report: dict[str, Any], output_format: str,
 
 def _summary_table(r: dict[str, Any]) -> Table:
     table = Table(title=f"corpus {r['path']}", show_header=False, title_justify="left")
+    table.add_column("what", no_wrap=True)
+    table.add_column("value", overflow="fold")  # vocabularies are shown whole, never cut
     dropped = r["dropped"]
     splits = r["splits"]
     table.add_row("pairs read / kept", f"{r['pairs_read']:,} / {r['pairs_kept']:,}")
