@@ -155,6 +155,8 @@ def test_cli_train_writes_the_whole_run_directory(tmp_path):
     assert "reference:" in (run / "samples" / "epoch-002.txt").read_text(encoding="utf-8")
     assert "best epoch" in result.stdout and "seq2seq translate" in result.stdout
     assert load_config(run / "config.yaml").train.epochs == 2
+    pytest.importorskip("matplotlib")
+    assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_quiet_prints_nothing(tmp_path):

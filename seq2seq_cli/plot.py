@@ -1,0 +1,38 @@
+"""Loss and accuracy curves as ``curves.png`` (needs the optional ``plot`` extra: matplotlib).
+
+Importing this module raises ImportError without matplotlib; training then skips the plot.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+
+import matplotlib.pyplot as plt  # noqa: E402 (the backend must be chosen first)
+
+
+def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
+    """Rewrite ``path`` with loss (left) and accuracy (right) per epoch."""
+    epochs = [m["epoch"] for m in history]
+    figure, (losses, accuracies) = plt.subplots(1, 2, figsize=(10, 4))
+    losses.plot(epochs, [m["loss"] for m in history], label="train loss")
+    losses.plot(epochs, [m["val_loss"] for m in history], label="val loss")
+    losses.set_xlabel("epoch")
+    losses.set_yscale("log")
+    losses.legend()
+    for key, label in (("char_accuracy", "char accuracy"), ("exact_match", "exact match")):
+        points = [(m["epoch"], m[key]) for m in history if m.get(key) is not None]
+        if points:
+            accuracies.plot(*zip(*points), label=label, marker=".")
+    accuracies.set_xlabel("epoch")
+    accuracies.set_ylim(0, 1)
+    accuracies.legend()
+    figure.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    figure.savefig(tmp, dpi=80)
+    plt.close(figure)
+    tmp.replace(path)  # atomic, so a viewer never sees half a file
