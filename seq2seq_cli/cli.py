@@ -137,7 +137,8 @@ def translate(
         min=0.0, help="Beam scores are log-prob / length**alpha.")] = 1.0,
     batch_size: Annotated[int, typer.Option(min=1, help="Sources decoded at once.")] = 256,
     max_length: Annotated[Optional[int], typer.Option(  # noqa: UP045
-        min=1, help="Longest output in characters (default: from the training data).")] = None,
+        min=1, help="Longest output in characters (default: 2 × the longest training "
+        "target + 10).")] = None,
     format: Annotated[TranslateFormat, typer.Option(
         "--format", help="text: one line per output; tsv: source, translation, score; "
         "jsonl: one JSON object per source.")] = TranslateFormat.text,

@@ -53,6 +53,15 @@ class Search:
             raise UserError(f"--length-penalty {self.length_penalty}: must be >= 0")
 
 
+def default_max_length(max_target_length: int) -> int:
+    """2 × the longest training target + 10 characters.
+
+    Room for outputs somewhat longer than any seen in training, while a model that never
+    emits EOS still stops soon.
+    """
+    return 2 * max_target_length + 10
+
+
 def translate_texts(model: Seq2Seq, vocabs: Vocabularies, sources: list[str], *,
                     max_length: int, device: torch.device | str, batch_size: int = 256,
                     beam_size: int = 1, n_best: int = 1,

@@ -31,7 +31,7 @@ from seq2seq_cli.data import (
     build_vocabularies,
     load_corpus,
 )
-from seq2seq_cli.decode import translate_texts
+from seq2seq_cli.decode import default_max_length, translate_texts
 from seq2seq_cli.distributed import Distributed
 from seq2seq_cli.errors import ConfigError, UserError
 from seq2seq_cli.model import Seq2Seq, build_model
@@ -484,7 +484,7 @@ def _decode_validation(trainer: Trainer) -> tuple[float | None, list[tuple[str, 
 
 
 def _greedy(trainer: Trainer, sources: list[str]) -> list[str]:
-    max_length = 2 * int(trainer.train_pairs.target.lengths.max()) + 10
+    max_length = default_max_length(int(trainer.train_pairs.target.lengths.max()))
     results = translate_texts(trainer.model, trainer.vocabs, sources, max_length=max_length,
                               device=trainer.device)
     return [hyps[0].text for hyps in results]

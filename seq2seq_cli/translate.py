@@ -1,0 +1,139 @@
+"""translate: stream source lines through a trained model in chunks; no printing here.
+
+Lines are read lazily and translated ``batch_size`` at a time, so memory stays bounded
+however large the input is; each chunk's translations are yielded as soon as they are
+ready, in input order. What is unusual about the input (characters never seen in
+training, sources longer than any training source) is collected in ``InputNotes`` and
+reported once, by the caller, as ``input_warnings``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import torch
+
+from seq2seq_cli.checkpoint import TrainedModel, load_trained_model
+from seq2seq_cli.data import UNK, Vocabulary, normalize_text
+from seq2seq_cli.decode import Hypothesis, Search, default_max_length, translate_texts
+from seq2seq_cli.errors import DataError, UserError
+from seq2seq_cli.runtime import resolve_device
+
+UTF8_BOM = b"\xef\xbb\xbf"
+MAX_LISTED_CHARACTERS = 40  # a warning stays one readable line even for a foreign script
+
+
+@dataclass(frozen=True)
+class TranslateSettings:
+    beam_size: int = 1
+    n_best: int = 1
+    length_penalty: float = 1.0
+    batch_size: int = 256
+    max_length: int | None = None  # None: default_max_length of the checkpoint
+
+    def check(self) -> None:
+        Search(self.max_length or 1, self.beam_size, self.n_best, self.length_penalty).check()
+        if self.batch_size < 1:
+            raise UserError(f"--batch-size {self.batch_size}: must be at least 1")
+
+
+@dataclass(frozen=True)
+class Translation:
+    source: str  # the line as given, before normalisation
+    hypotheses: list[Hypothesis]  # best first, 1 to n_best of them
+
+
+@dataclass
+class InputNotes:
+    """What translation noticed about its inputs, to be reported once at the end."""
+
+    unknown_characters: set[str] = field(default_factory=set)
+    long_inputs: int = 0
+    longest_input: int = 0
+
+    def note(self, source: str, vocab: Vocabulary, max_source_length: int) -> None:
+        self.unknown_characters |= vocab.unknown_characters(source)
+        # A checkpoint without recorded lengths (0) cannot say what is long.
+        if 0 < max_source_length < len(source):
+            self.long_inputs += 1
+            self.longest_input = max(self.longest_input, len(source))
+
+
+def load_model(target: str | Path, device: str) -> TrainedModel:
+    """The checkpoint of a run directory or file, on the device named (auto, cpu, cuda)."""
+    return load_trained_model(target, resolve_device(device))
+
+
+def translate_stream(trained: TrainedModel, lines: Iterable[str], settings: TranslateSettings,
+                     notes: InputNotes) -> Iterator[list[Translation]]:
+    """Translations of ``lines`` (raw, normalised here as in training), chunk by chunk."""
+    settings.check()
+    max_length = settings.max_length or default_max_length(trained.max_target_length)
+    device = next(trained.model.parameters()).device
+    lines = iter(lines)
+    while chunk := list(itertools.islice(lines, settings.batch_size)):
+        sources = [normalize_text(line, trained.config.data) for line in chunk]
+        for source in sources:
+            notes.note(source, trained.vocabs.source, trained.max_source_length)
+        found = _translate(trained, sources, settings, max_length, device)
+        yield [Translation(line, hypotheses) for line, hypotheses in zip(chunk, found)]
+
+
+def _translate(trained: TrainedModel, sources: list[str], settings: TranslateSettings,
+               max_length: int, device: torch.device) -> list[list[Hypothesis]]:
+    return translate_texts(trained.model, trained.vocabs, sources, max_length=max_length,
+                           device=device, batch_size=settings.batch_size,
+                           beam_size=settings.beam_size, n_best=settings.n_best,
+                           length_penalty=settings.length_penalty)
+
+
+def input_warnings(notes: InputNotes, max_source_length: int) -> list[str]:
+    """At most one line about unseen characters and one about long inputs."""
+    warnings = []
+    if notes.unknown_characters:
+        chars = sorted(notes.unknown_characters)
+        listed = " ".join(repr(ch) for ch in chars[:MAX_LISTED_CHARACTERS])
+        more = f" and {len(chars) - MAX_LISTED_CHARACTERS} more" \
+            if len(chars) > MAX_LISTED_CHARACTERS else ""
+        warnings.append(f"{len(chars)} character(s) never seen in training were read as "
+                        f"{UNK}: {listed}{more}")
+    if notes.long_inputs:
+        warnings.append(f"{notes.long_inputs} input(s) longer than any training source "
+                        f"({max_source_length} characters; longest input "
+                        f"{notes.longest_input}); their translations may be poor")
+    return warnings
+
+
+def read_lines(stream: BinaryIO, name: str) -> Iterator[str]:
+    """Lines of a UTF-8 byte stream without their line endings, read lazily."""
+    for number, raw in enumerate(stream, start=1):
+        if number == 1:
+            raw = raw.removeprefix(UTF8_BOM)  # a byte-order mark is not text
+        raw = raw.removesuffix(b"\n").removesuffix(b"\r")
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{name}:{number}: invalid UTF-8 at byte {exc.start}") from None
+
+
+def open_source_file(path: Path) -> Iterator[str]:
+    """Open ``path`` now (so a missing file fails early); its lines are read lazily."""
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, expected a text file with one source "
+                        "per line")
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        raise DataError(f"{path}: input file not found") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    return _closing_lines(handle, str(path))
+
+
+def _closing_lines(handle: BinaryIO, name: str) -> Iterator[str]:
+    with handle:
+        yield from read_lines(handle, name)

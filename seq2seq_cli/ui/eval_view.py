@@ -1,0 +1,74 @@
+"""Rendering of ``seq2seq evaluate``: rich tables for people, JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from seq2seq_cli.errors import UserError
+from seq2seq_cli.evaluate import EvaluationReport
+
+_CELL = str.maketrans({"\n": " ", "\r": " ", "\t": " "})
+
+
+def render_evaluation(report: EvaluationReport, output_format: str) -> None:
+    if output_format == "json":
+        typer.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+        return
+    console = Console()
+    console.print(_scores_table(report))
+    console.print(_buckets_table(report))
+    if report.worst:
+        console.print(_worst_table(report))
+
+
+def write_hypotheses(report: EvaluationReport, path: Path) -> None:
+    """source<TAB>reference<TAB>hypothesis per example, in file order (UTF-8)."""
+    lines = "".join(f"{e.source.translate(_CELL)}\t{e.reference.translate(_CELL)}\t"
+                    f"{e.hypothesis.translate(_CELL)}\n" for e in report.examples)
+    try:
+        path.write_text(lines, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"--output-hypotheses {path}: cannot write ({exc.strerror})") from None
+
+
+def _scores_table(report: EvaluationReport) -> Table:
+    table = Table(title=f"Evaluation on {report.n} pairs")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("exact match", f"{report.exact_match:.2%}")
+    table.add_row("character error rate", f"{report.cer:.2%}")
+    table.add_row("chrF", f"{report.chrf:.2f}")
+    table.add_row("BLEU (13a words)", f"{report.bleu:.2f}")
+    return table
+
+
+def _buckets_table(report: EvaluationReport) -> Table:
+    table = Table(title="By source length (characters)")
+    for name in ("length", "n", "exact match", "CER"):
+        table.add_column(name, justify="right")
+    for bucket in report.by_length:
+        table.add_row(bucket.bucket, str(bucket.n), _percent(bucket.exact_match),
+                      _percent(bucket.cer))
+    return table
+
+
+def _worst_table(report: EvaluationReport) -> Table:
+    table = Table(title=f"{len(report.worst)} worst examples (highest CER)")
+    for name in ("source", "reference", "hypothesis"):
+        table.add_column(name, overflow="fold")
+    table.add_column("CER", justify="right")
+    for e in report.worst:
+        # Markup off: a source like "[b]" is text, not a style.
+        table.add_row(*(Text(s) for s in (e.source, e.reference, e.hypothesis)),
+                      f"{e.cer:.2%}")
+    return table
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2%}"
