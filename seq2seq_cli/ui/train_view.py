@@ -98,7 +98,7 @@ class TrainView:
             f"run {e.run_dir}: {e.train_pairs:,} train / {e.val_pairs:,} val / "
             f"{e.test_pairs:,} test pairs, {e.batches_per_epoch:,} batches per epoch, "
             f"{e.parameters:,} parameters, {e.device} ({e.threads} threads{processes}){resumed}",
-            highlight=False)
+            highlight=False, soft_wrap=True)
 
     def _epoch_started(self, e: EpochStarted) -> None:
         if not self.live:
@@ -125,7 +125,7 @@ class TrainView:
             f"val_loss {m['val_loss']:.4f}  char_acc {_format_metric(m['char_accuracy'], '.3f')}"
             f"  exact {_format_metric(m['exact_match'], '.3f')}  lr {m['learning_rate']:.2g}  "
             f"{m['seconds']:.1f}s  {m['chars_per_second']:,.0f} chars/s{best}",
-            highlight=False)
+            highlight=False, soft_wrap=True)
         if e.samples:
             self.console.print(self._samples_table(e.samples))
 
@@ -148,7 +148,7 @@ class TrainView:
             f"stopped in epoch {exc.epoch} after batch {exc.batch}; saved "
             f"{exc.run_dir / 'checkpoints' / 'last.pt'}. Resume with:\n"
             f"  seq2seq train {self.config_path} --run-dir {exc.run_dir} --resume",
-            highlight=False)
+            highlight=False, soft_wrap=True)
 
     def summary(self, result: TrainResult) -> None:
         self._stop_progress()
@@ -164,4 +164,4 @@ class TrainView:
                          f"({result.test_pairs:,} held-out pairs)")
         lines.append(f"checkpoint: {result.run_dir / 'checkpoints' / 'best.pt'}")
         lines.append(f'translate:  seq2seq translate {result.run_dir} "some text"')
-        self.console.print("\n".join(lines), highlight=False)
+        self.console.print("\n".join(lines), highlight=False, soft_wrap=True)
