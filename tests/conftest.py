@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,3 +45,12 @@ def tiny_config(tmp_path: Path, toy_corpus: Path) -> Path:
         "train": {"epochs": 2, "batch_size": 4, "eval_samples": 4, "show_samples": 2,
                   "threads": 1},
     })
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread; several only contend on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -27,15 +27,6 @@ MAX_LENGTH = 12
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny LSTMs are slowest with several OpenMP threads on a busy machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def random_model(*, latent_dim: int = 16, num_layers: int = 1, bidirectional: bool = False,
                  seed: int = 0, target_chars: str = TARGET_CHARS) -> tuple[Seq2Seq, Vocabularies]:
     """A random model whose outputs depend on the source and vary in length."""

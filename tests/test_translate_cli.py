@@ -28,15 +28,6 @@ LOOKUP = dict(PAIRS)
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny LSTMs are slowest with several OpenMP threads on a busy machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def overfit(pairs, config: Config, steps: int = 300):
     """A short hand loop in the style of training: one batch per exact source length."""
     torch.manual_seed(0)
