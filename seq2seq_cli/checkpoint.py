@@ -36,6 +36,15 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION,
                "tool_version": __version__, **payload}
+    try:
+        _write_atomically(path, payload)
+    except OSError as exc:  # a full disk or a lost mount is the user's to fix, not a bug
+        raise CheckpointError(f"{path}: cannot write the checkpoint "
+                              f"({exc.strerror or exc}); the previous file is unchanged") from None
+    _fsync_directory(path.parent)
+
+
+def _write_atomically(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -47,7 +56,6 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
-    _fsync_directory(path.parent)
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -81,6 +89,7 @@ def resolve_checkpoint(target: str | Path) -> Path:
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read and validate a checkpoint of this tool; anything else is a CheckpointError."""
     path = Path(path)
+    _check_archive(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -88,9 +97,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     except IsADirectoryError:
         raise CheckpointError(f"{path}: is a directory, expected a checkpoint file") from None
     except pickle.UnpicklingError as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
         raise CheckpointError(f"{path}: refused to load: the file holds objects other than "
-                              f"plain data ({first_line[:200]})") from None
+                              f"plain data ({_unpickling_reason(exc)[:200]})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError,
             AttributeError, KeyError, IndexError, TypeError, UnicodeDecodeError,
             MemoryError) as exc:
@@ -98,6 +106,31 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
                               f"file: {type(exc).__name__})") from None
     _validate(path, payload)
     return payload
+
+
+def _check_archive(path: Path) -> None:
+    """Verify the zip checksums, which torch.load skips: flipped bytes in a tensor would
+    otherwise load silently as wrong weights."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: checkpoint file not found") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{path}: is a directory, expected a checkpoint file") from None
+    except Exception as exc:  # zipfile raises many exception types on hostile bytes
+        raise CheckpointError(f"{path}: not a readable checkpoint (damaged or not a PyTorch "
+                              f"file: {type(exc).__name__})") from None
+    if damaged is not None:
+        raise CheckpointError(f"{path}: damaged checkpoint (checksum mismatch in {damaged})")
+
+
+def _unpickling_reason(exc: pickle.UnpicklingError) -> str:
+    # torch's message opens with advice to retry with weights_only=False, which is exactly
+    # what must not be done with an untrusted file; keep the line that names the object.
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    reasons = [line for line in lines[1:] if not line.startswith("Check the documentation")]
+    return reasons[0] if reasons else "unsafe content"
 
 
 def _validate(path: Path, payload: Any) -> None:
@@ -133,10 +166,11 @@ def load_trained_model(target: str | Path, device: torch.device | str = "cpu") -
         model = build_model(config.model, vocabs.source.num_features,
                             vocabs.target.num_features)
         model.load_state_dict(payload["model"])
-    except (ConfigError, DataError, KeyError, TypeError, RuntimeError) as exc:
+        epoch, lengths = int(payload["epoch"]), payload.get("lengths", {})
+        max_source, max_target = int(lengths.get("source", 0)), int(lengths.get("target", 0))
+    except (ConfigError, DataError, KeyError, TypeError, ValueError, AttributeError,
+            RuntimeError) as exc:
         raise CheckpointError(f"{path}: damaged checkpoint ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
     model.to(device).eval()
-    lengths = payload.get("lengths", {})
-    return TrainedModel(config, vocabs, model, int(payload["epoch"]), path,
-                        int(lengths.get("source", 0)), int(lengths.get("target", 0)))
+    return TrainedModel(config, vocabs, model, epoch, path, max_source, max_target)

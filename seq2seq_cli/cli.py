@@ -117,6 +117,10 @@ def train(
         except TrainingStopped as exc:
             view.stopped(exc)
             raise typer.Exit(stop.exit_code) from None
+        except KeyboardInterrupt:  # a second Ctrl-C: no position saved, last.pt stays whole
+            typer.echo(f"interrupted; {target / 'checkpoints' / 'last.pt'} (if present) "
+                       "holds the last saved position: continue with --resume", err=True)
+            raise typer.Exit(130) from None
     view.summary(result)
 
 

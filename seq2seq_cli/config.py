@@ -105,6 +105,7 @@ class Config:
 
 
 SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+INT64_LIMIT = 2**63
 
 
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
@@ -168,16 +169,17 @@ def config_reference() -> list[tuple[str, str, str, str]]:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        raise ConfigError(f"{path}: config file not found")
-    if path.is_dir():
-        raise ConfigError(f"{path}: is a directory, expected a YAML config file")
     try:
         text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, expected a YAML config file") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        reason = getattr(exc, "strerror", None) or exc
+        raise ConfigError(f"{path}: cannot read ({reason})") from None
     try:
         tree = yaml.safe_load(text)
     except yaml.constructor.ConstructorError as exc:
@@ -189,6 +191,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
+    except (ValueError, RecursionError) as exc:
+        # Scalars PyYAML cannot build (a 5000-digit integer, the date 2024-13-45) or
+        # nesting deeper than the parser's recursion.
+        problem = str(exc).split(";")[0] or type(exc).__name__
+        raise ConfigError(f"{path}: invalid YAML: {problem}") from None
     if tree is None:
         raise ConfigError(f"{path}: the config file is empty; it needs at least a data "
                           "section with data.path")
@@ -234,12 +241,15 @@ def _coerce_type(dotted: str, value: Any, base: type, hint: Any, source: str) ->
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif base is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
     else:
         ok = isinstance(value, str)
     if not ok:
         raise ConfigError(f"{source}: {dotted} = {value!r} has the wrong type; expected {expected}")
-    return value
+    if isinstance(value, int) and not -INT64_LIMIT <= value < INT64_LIMIT:
+        # Seeds, sizes and counts end up in torch and numpy, which hold 64 bits.
+        raise ConfigError(f"{source}: {dotted} is out of range; numbers must fit in 64 bits "
+                          f"(at most {INT64_LIMIT - 1})")
+    return float(value) if base is float else value
 
 
 def _check_bounds(dotted: str, value: Any, f: dataclasses.Field, hint: Any, source: str) -> None:

@@ -141,14 +141,15 @@ def read_pairs(path: str | Path, *, limit: int | None = None,
 
 
 def _read_bytes(path: Path) -> bytes:
-    if not path.exists():
-        raise DataError(f"{path}: corpus file not found (check data.path)")
-    if path.is_dir():
-        raise DataError(f"{path}: is a directory, expected a tab-separated corpus file")
     try:
         raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    except FileNotFoundError:
+        raise DataError(f"{path}: corpus file not found (check data.path)") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, expected a tab-separated corpus file") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        reason = getattr(exc, "strerror", None) or exc
+        raise DataError(f"{path}: cannot read ({reason})") from None
     if not raw.strip():
         raise DataError(f"{path}: the corpus file is empty")
     return raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark is not text

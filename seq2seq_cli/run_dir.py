@@ -84,6 +84,8 @@ class RunDirectory:
         existing = self.root
         while not existing.exists():
             existing = existing.parent
+        if not existing.is_dir():  # e.g. a file used as a parent directory
+            raise RunDirError(f"{self.root}: cannot create it ({existing} is not a directory)")
         if not os.access(existing, os.W_OK | os.X_OK):
             raise RunDirError(f"{self.root}: cannot write here ({existing} is not writable)")
 
@@ -101,8 +103,21 @@ class RunDirectory:
             raise RunDirError(f"{self.root}: cannot create the run directory "
                               f"({exc.strerror})") from None
 
+    def remove_temporaries(self) -> None:
+        """Delete the ``.NAME.*.tmp`` files a killed process left behind (never complete)."""
+        for folder in (self.root, *(self.root / name for name in RUN_DIRS)):
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+
     def write_text(self, path: Path, text: str) -> None:
         """Replace ``path`` atomically, so a crash never leaves it half written."""
+        try:
+            self._replace_text(path, text)
+        except OSError as exc:  # e.g. a full disk: an error for the user, not a traceback
+            raise RunDirError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+    @staticmethod
+    def _replace_text(path: Path, text: str) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -113,17 +128,30 @@ class RunDirectory:
             raise
 
     def read_metrics(self) -> list[dict[str, Any]]:
+        """Every epoch's record; a torn line (a crash in the middle of an append) is skipped."""
         if not self.metrics.exists():
             return []
-        lines = self.metrics.read_text(encoding="utf-8").splitlines()
-        return [json.loads(line) for line in lines if line.strip()]
+        lines = self.metrics.read_text(encoding="utf-8", errors="replace").splitlines()
+        return [m for m in map(_parse_metrics_line, lines) if m is not None]
 
     def append_metrics(self, record: dict[str, Any]) -> None:
-        with self.metrics.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+        try:
+            with self.metrics.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+        except OSError as exc:
+            raise RunDirError(f"{self.metrics}: cannot write ({exc.strerror or exc})") from None
 
     def truncate_metrics(self, last_epoch: int) -> list[dict[str, Any]]:
-        """Keep the metrics of epochs the checkpoint has seen (a crash may have left more)."""
+        """Keep the metrics of epochs the checkpoint has seen (a crash may have left more,
+        or a torn last line): the resumed run writes those epochs again."""
         kept = [m for m in self.read_metrics() if m["epoch"] <= last_epoch]
         self.write_text(self.metrics, "".join(json.dumps(m) + "\n" for m in kept))
         return kept
+
+
+def _parse_metrics_line(line: str) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("epoch"), int) else None

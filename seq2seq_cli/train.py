@@ -33,7 +33,7 @@ from seq2seq_cli.data import (
 )
 from seq2seq_cli.decode import default_max_length, translate_texts
 from seq2seq_cli.distributed import Distributed
-from seq2seq_cli.errors import ConfigError, UserError
+from seq2seq_cli.errors import CheckpointError, ConfigError, DataError, UserError
 from seq2seq_cli.model import Seq2Seq, build_model
 from seq2seq_cli.run_dir import RunDirectory
 from seq2seq_cli.runtime import configure_threads, resolve_device
@@ -198,12 +198,18 @@ def _prepare_run(config: Config, run: RunDirectory, resume: bool,
     if resume:
         payload = load_checkpoint(run.last)
         _check_resumable(config, payload, run)
+        run.remove_temporaries()  # left by a killed process; last.pt is intact without them
         return payload
     run.prepare(overwrite=overwrite)
     return None
 
 
 def _check_resumable(config: Config, payload: dict[str, Any], run: RunDirectory) -> None:
+    try:
+        Vocabularies.from_dict(payload["vocab"])
+    except (DataError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{run.last}: damaged checkpoint vocabularies "
+                              f"({type(exc).__name__})") from None
     saved = config_from_dict(payload["config"], f"{run.last} (embedded config)")
     for section in ("data", "model"):
         before, now = config_to_dict(saved)[section], config_to_dict(config)[section]
@@ -538,6 +544,18 @@ def _checkpoint_payload(trainer: Trainer) -> dict[str, Any]:
 
 def _restore(trainer: Trainer, payload: dict[str, Any]) -> None:
     """Put model, optimizer, scheduler, counters and RNG back exactly as they were saved."""
+    try:
+        _load_state(trainer, payload)
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
+        # A file with our format marker but damaged or forged state: not resumable.
+        detail = str(exc).splitlines()[0][:200] if str(exc) else ""
+        raise CheckpointError(f"{trainer.run.last}: damaged checkpoint, cannot resume "
+                              f"({type(exc).__name__}: {detail})") from None
+    if trainer.dist.is_main:
+        trainer.run.truncate_metrics(trainer.progress.epoch)
+
+
+def _load_state(trainer: Trainer, payload: dict[str, Any]) -> None:
     trainer.model.load_state_dict(payload["model"])
     trainer.optimizer.load_state_dict(payload["optimizer"])
     if trainer.scheduler is not None and payload.get("scheduler"):
@@ -549,5 +567,3 @@ def _restore(trainer: Trainer, payload: dict[str, Any]) -> None:
     torch.set_rng_state(payload["rng"]["torch"])
     if payload["rng"]["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(payload["rng"]["cuda"])
-    if trainer.dist.is_main:
-        trainer.run.truncate_metrics(trainer.progress.epoch)
