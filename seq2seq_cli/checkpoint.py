@@ -8,9 +8,7 @@ cannot run code.
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 import torch
 
 from seq2seq_cli import __version__
+from seq2seq_cli.atomic import atomic_write
 from seq2seq_cli.config import Config, config_from_dict
 from seq2seq_cli.data import Vocabularies
 from seq2seq_cli.errors import CheckpointError, ConfigError, DataError
@@ -30,46 +29,15 @@ REQUIRED_KEYS = ("format", "format_version", "config", "vocab", "model", "epoch"
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """Write to a temporary file beside ``path``, fsync, then atomically replace ``path``.
-
-    A crash at any moment leaves either the old file or the new one, never a torn one.
-    """
+    """Write ``payload`` atomically: a crash leaves the old checkpoint or the new one."""
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION,
                "tool_version": __version__, **payload}
     try:
-        _write_atomically(path, payload)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda handle: torch.save(payload, handle))
     except OSError as exc:  # a full disk or a lost mount is the user's to fix, not a bug
         raise CheckpointError(f"{path}: cannot write the checkpoint "
                               f"({exc.strerror or exc}); the previous file is unchanged") from None
-    _fsync_directory(path.parent)
-
-
-def _write_atomically(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Makes the rename itself durable; not every platform can open a directory.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def resolve_checkpoint(target: str | Path) -> Path:
@@ -163,6 +131,7 @@ def load_trained_model(target: str | Path, device: torch.device | str = "cpu") -
     try:
         config = config_from_dict(payload["config"], f"{path} (embedded config)")
         vocabs = Vocabularies.from_dict(payload["vocab"])
+        _check_weight_shapes(path, config, vocabs, payload["model"])
         model = build_model(config.model, vocabs.source.num_features,
                             vocabs.target.num_features)
         model.load_state_dict(payload["model"])
@@ -174,3 +143,21 @@ def load_trained_model(target: str | Path, device: torch.device | str = "cpu") -
                               f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
     model.to(device).eval()
     return TrainedModel(config, vocabs, model, epoch, path, max_source, max_target)
+
+
+def _check_weight_shapes(path: Path, config: Config, vocabs: Vocabularies,
+                         weights: dict[str, Any]) -> None:
+    """The stored tensors must be exactly the model its config describes.
+
+    Checked on the meta device (shapes, no memory) before the real model is built, so a
+    forged config cannot make this process allocate more than the file itself holds.
+    """
+    with torch.device("meta"):
+        skeleton = build_model(config.model, vocabs.source.num_features,
+                               vocabs.target.num_features)
+    expected = {name: tuple(t.shape) for name, t in skeleton.state_dict().items()}
+    stored = {name: tuple(t.shape) for name, t in weights.items()
+              if isinstance(t, torch.Tensor)}
+    if stored != expected:
+        raise CheckpointError(f"{path}: damaged checkpoint (its weights do not match the "
+                              "model its config and vocabularies describe)")

@@ -89,9 +89,11 @@ class Vocabularies:
     def from_dict(cls, payload: dict) -> Vocabularies:
         return cls(Vocabulary(tuple(payload["source"])), Vocabulary(tuple(payload["target"])))
 
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n"
+
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n",
-                        encoding="utf-8")
+        path.write_text(self.to_json(), encoding="utf-8")
 
     @classmethod
     def load(cls, path: Path) -> Vocabularies:
@@ -141,6 +143,8 @@ def read_pairs(path: str | Path, *, limit: int | None = None,
 
 
 def _read_bytes(path: Path) -> bytes:
+    if path.exists() and (path.is_char_device() or path.is_block_device()):
+        raise DataError(f"{path}: is a device, expected a tab-separated corpus file")
     try:
         raw = path.read_bytes()
     except FileNotFoundError:

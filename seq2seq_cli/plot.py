@@ -14,6 +14,8 @@ matplotlib.use("Agg")  # files only; never needs a display
 
 import matplotlib.pyplot as plt  # noqa: E402 (the backend must be chosen first)
 
+from seq2seq_cli.atomic import atomic_write  # noqa: E402
+
 
 def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
     """Rewrite ``path`` with loss (left) and accuracy (right) per epoch."""
@@ -30,9 +32,11 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
             accuracies.plot(*zip(*points), label=label, marker=".")
     accuracies.set_xlabel("epoch")
     accuracies.set_ylim(0, 1)
-    accuracies.legend()
+    if accuracies.lines:
+        accuracies.legend()
     figure.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(tmp, dpi=80)
-    plt.close(figure)
-    tmp.replace(path)  # atomic, so a viewer never sees half a file
+    try:
+        # Atomic, so an image viewer never sees half a file.
+        atomic_write(path, lambda handle: figure.savefig(handle, format="png", dpi=80))
+    finally:
+        plt.close(figure)

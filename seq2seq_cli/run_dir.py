@@ -17,11 +17,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from seq2seq_cli.atomic import TEMPORARY_SUFFIX, atomic_write
 from seq2seq_cli.errors import RunDirError
 
 RUN_FILES = ("config.yaml", "vocab.json", "metrics.jsonl", "test_metrics.json", "curves.png")
@@ -74,7 +74,10 @@ class RunDirectory:
             raise RunDirError(f"{self.root}: exists and is not a directory")
         if resume:
             if not self.last.exists():
-                raise RunDirError(f"{self.root}: nothing to resume (no checkpoints/last.pt)")
+                hint = (" (the run stopped before its first epoch ended; start it again "
+                        "with --overwrite)" if self.holds_run() else "")
+                raise RunDirError(f"{self.root}: nothing to resume (no checkpoints/last.pt)"
+                                  f"{hint}")
         elif self.holds_run() and not overwrite:
             raise RunDirError(f"{self.root}: already holds a run; pass --resume to continue "
                               "it, --overwrite to replace it, or choose another --run-dir")
@@ -106,26 +109,15 @@ class RunDirectory:
     def remove_temporaries(self) -> None:
         """Delete the ``.NAME.*.tmp`` files a killed process left behind (never complete)."""
         for folder in (self.root, *(self.root / name for name in RUN_DIRS)):
-            for tmp in folder.glob(".*.tmp"):
+            for tmp in folder.glob(f".*{TEMPORARY_SUFFIX}"):
                 tmp.unlink(missing_ok=True)
 
     def write_text(self, path: Path, text: str) -> None:
         """Replace ``path`` atomically, so a crash never leaves it half written."""
         try:
-            self._replace_text(path, text)
+            atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
         except OSError as exc:  # e.g. a full disk: an error for the user, not a traceback
             raise RunDirError(f"{path}: cannot write ({exc.strerror or exc})") from None
-
-    @staticmethod
-    def _replace_text(path: Path, text: str) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """Every epoch's record; a torn line (a crash in the middle of an append) is skipped."""

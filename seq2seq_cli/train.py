@@ -179,7 +179,7 @@ def _setup(config: Config, run: RunDirectory, resume: bool, overwrite: bool,
               else build_vocabularies(corpus.train))
     if dist.is_main and payload is None:
         run.write_text(run.config, dump_config(config))
-        vocabs.save(run.vocab)
+        run.write_text(run.vocab, vocabs.to_json())
     trainer = _build_trainer(config, run, vocabs, corpus, dist, on_event, should_stop)
     if payload is not None:
         _restore(trainer, payload)
@@ -447,7 +447,9 @@ def _plot_curves(trainer: Trainer) -> None:
         from seq2seq_cli.plot import plot_curves
     except ImportError:  # the optional `plot` extra (matplotlib) is not installed
         return
-    plot_curves(trainer.history, trainer.run.curves)
+    # A picture is not worth stopping a run for; a full disk shows at the next checkpoint.
+    with contextlib.suppress(OSError):
+        plot_curves(trainer.history, trainer.run.curves)
 
 
 @torch.inference_mode()

@@ -498,3 +498,31 @@ def test_existing_run_is_left_byte_identical_when_refused(short_run, tmp_path):
     both = runner.invoke(app, base + ["--resume", "--overwrite"])
     _is_cli_error(both, "--resume and --overwrite")
     assert _snapshot(run) == before
+
+
+def test_run_files_are_readable_like_any_file_the_user_creates(tmp_path, tiny_config):
+    old_umask = os.umask(0o022)
+    try:
+        train_from_config(load_config(tiny_config, ["train.epochs=1"]), tmp_path / "run",
+                          device="cpu")
+    finally:
+        os.umask(old_umask)
+    for name in ("config.yaml", "vocab.json", "metrics.jsonl", "checkpoints/last.pt"):
+        assert (tmp_path / "run" / name).stat().st_mode & 0o777 == 0o644, name
+
+
+def test_a_device_is_not_a_corpus(tmp_path):
+    config = write_config(tmp_path / "c.yaml", {"data": {"path": "/dev/zero"}})
+    result = runner.invoke(app, ["inspect-data", str(config)])
+    assert result.exit_code == 2 and "is a device" in result.stderr
+
+
+def test_forged_model_size_is_refused_before_anything_is_allocated(tmp_path, tiny_config):
+    run = tmp_path / "run"
+    train_from_config(load_config(tiny_config, ["train.epochs=1"]), run, device="cpu")
+    payload = torch.load(run / "checkpoints" / "best.pt", weights_only=True)
+    payload["config"]["model"]["latent_dim"] = 10_000_000  # would need terabytes
+    torch.save(payload, run / "checkpoints" / "best.pt")
+    result = runner.invoke(app, ["translate", str(run), "one"])
+    assert result.exit_code == 2
+    assert "do not match the model" in result.stderr
