@@ -8,6 +8,7 @@ corpus: pairs are kept as flat integer arrays and each batch is one-hot encoded 
 from __future__ import annotations
 
 import json
+import stat
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
@@ -143,9 +144,9 @@ def read_pairs(path: str | Path, *, limit: int | None = None,
 
 
 def _read_bytes(path: Path) -> bytes:
-    if path.exists() and (path.is_char_device() or path.is_block_device()):
-        raise DataError(f"{path}: is a device, expected a tab-separated corpus file")
     try:
+        if stat.S_ISCHR(path.stat().st_mode) or stat.S_ISBLK(path.stat().st_mode):
+            raise DataError(f"{path}: is a device, expected a tab-separated corpus file")
         raw = path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: corpus file not found (check data.path)") from None
