@@ -1,0 +1,213 @@
+"""Training speed: batching=length against the Keras layout (pad_to_max), and bf16.
+
+All variants train the same data with the same seed for the same number of epochs.
+Variants take turns batch by batch inside this one process (a step of A, of B, of C,
+then A again...), so that a noisy, shared machine slows them alike; epoch-level turns
+were not enough here (two neighbouring epochs differed up to 8× under other users'
+load). The loop is the trainer's own: ``_setup``, its ``_epoch_plan`` and
+``_train_step`` (what ``_train_epoch`` runs per batch, minus progress events) and
+``_end_epoch`` for validation. Epoch time is the sum of the steps' seconds, batch
+construction included, validation excluded: the trainer's "seconds" metric.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from flops import EpochSteps, training_flops
+from machine import cores, matmul_gflops, median, native_bf16_flags
+from report import Check, Section
+from seq2seq_cli.config import Config, load_config
+from seq2seq_cli.distributed import Distributed
+from seq2seq_cli.run_dir import RunDirectory
+from seq2seq_cli.train import Trainer, _end_epoch, _epoch_plan, _setup, _train_step
+
+RECIPE_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "fra-eng.yaml"
+LENGTH, PADDED, BF16 = "length fp32", "pad_to_max fp32", "length bf16"
+VARIANTS = {
+    LENGTH: ["train.batching=length", "train.precision=fp32"],
+    PADDED: ["train.batching=pad_to_max", "train.precision=fp32"],
+    BF16: ["train.batching=length", "train.precision=bf16"],
+}
+EPOCH_RATIO_TARGET = 0.45
+PEAK_FRACTION_TARGET = 0.60
+VAL_LOSS_TOLERANCE = 0.005  # "equal": within 0.5 % of the reference's val loss
+PEAK_EVERY = 20  # turns between matmul peak samples
+DONE = object()
+
+
+@dataclass(frozen=True)
+class Run:
+    epoch_seconds: list[float]
+    val_loss: float  # after the last epoch
+    run_dir: Path
+
+
+def recipe_config(corpus: Path, samples: int | None, epochs: int,
+                  extra: list[str] = ()) -> Config:
+    """The Keras recipe: first 10,000 pairs, latent 256, batch 64, rmsprop."""
+    return load_config(RECIPE_CONFIG, [
+        f"data.path={corpus}", f"data.num_samples={samples or 'null'}",
+        "model.latent_dim=256", "model.num_layers=1", "train.batch_size=64",
+        "train.optimizer=rmsprop", "train.learning_rate=0.001", f"train.epochs={epochs}",
+        "train.patience=null", "train.eval_samples=1", "train.show_samples=0",
+        f"train.threads={cores()}", *extra])
+
+
+def start_trainer(config: Config, run_dir: Path) -> Trainer:
+    """A fresh trainer (seeded initialisation) writing into ``run_dir``, one process."""
+    return _setup(config, RunDirectory(run_dir), False, False,
+                  Distributed(torch.device("cpu")), lambda event: None, lambda: False)
+
+
+def epoch_in_steps(trainer: Trainer) -> Iterator[None]:
+    """``_train_epoch`` one batch at a time, so that variants can take turns batch by batch."""
+    p = trainer.progress
+    trainer.model.train()
+    for rows in _epoch_plan(trainer, p.epoch + 1):
+        started = time.perf_counter()
+        loss_sum, steps = _train_step(trainer, rows)
+        p.train_seconds += time.perf_counter() - started
+        p.batches_done, p.loss_sum, p.target_steps = (
+            p.batches_done + 1, p.loss_sum + loss_sum, p.target_steps + steps)
+        yield
+
+
+def epochs_in_turn(trainers: dict[str, Trainer], peaks: list[float]) -> dict[str, dict]:
+    """One epoch of every trainer, one batch each in turn; then each one's validation.
+
+    A matmul peak sample is taken every PEAK_EVERY turns, under the same load.
+    """
+    pending = {name: epoch_in_steps(trainer) for name, trainer in trainers.items()}
+    for turn in itertools.count():
+        if not pending:
+            break
+        if turn % PEAK_EVERY == 0:
+            peaks += matmul_gflops(runs=1, warmup=1)
+        for name, steps in list(pending.items()):
+            if next(steps, DONE) is DONE:
+                del pending[name]
+    return {name: _end_epoch(trainer)[0] for name, trainer in trainers.items()}
+
+
+def run_interleaved(configs: dict[str, Config], repeats: int, epochs: int, workdir: Path,
+                    log: Callable[[str], None]) -> tuple[dict[str, list[Run]], list[float]]:
+    """Every variant from scratch ``repeats`` times, interleaved batch by batch."""
+    runs: dict[str, list[Run]] = {name: [] for name in configs}
+    peaks: list[float] = []
+    for repeat in range(repeats):
+        shift = repeat % len(configs)  # rotate the order: no variant always goes first
+        names = list(configs)[shift:] + list(configs)[:shift]
+        trainers = {name: start_trainer(configs[name], workdir / f"{repeat}-{_slug(name)}")
+                    for name in names}
+        for epoch in range(1, epochs + 1):
+            log(f"training {', '.join(names)} in turn: repeat {repeat + 1}/{repeats}, "
+                f"epoch {epoch}/{epochs}")
+            epochs_in_turn(trainers, peaks)
+        for name, trainer in trainers.items():
+            history = trainer.history
+            runs[name].append(Run([m["seconds"] for m in history], history[-1]["val_loss"],
+                                  trainer.run.root))
+    return runs, peaks
+
+
+def _slug(name: str) -> str:
+    return name.replace(" ", "-")
+
+
+def epoch_time(runs: list[Run]) -> float:
+    return median([s for run in runs for s in run.epoch_seconds])
+
+
+def val_loss(runs: list[Run]) -> float:
+    return median([run.val_loss for run in runs])
+
+
+def _per_repeat(runs: dict[str, list[Run]]) -> list[str]:
+    lines = ["| variant | repeat | epoch seconds | val loss |", "|---|---|---|---|"]
+    for name, name_runs in runs.items():
+        lines += [f"| {name} | {i} | {', '.join(f'{s:.2f}' for s in run.epoch_seconds)} | "
+                  f"{run.val_loss:.4f} |" for i, run in enumerate(name_runs, start=1)]
+    return lines
+
+
+def epoch_section(runs: dict[str, list[Run]], epochs: int) -> Section:
+    fast, slow = epoch_time(runs[LENGTH]), epoch_time(runs[PADDED])
+    ratio = fast / slow
+    loss_fast, loss_slow = val_loss(runs[LENGTH]), val_loss(runs[PADDED])
+    loss_ok = loss_fast <= loss_slow * (1 + VAL_LOSS_TOLERANCE)
+    checks = [
+        Check("epoch time, length", f"{fast:.2f} s"),
+        Check("epoch time, pad_to_max", f"{slow:.2f} s"),
+        Check("epoch ratio length / pad_to_max", f"{ratio:.3f}",
+              f"≤ {EPOCH_RATIO_TARGET}", ratio <= EPOCH_RATIO_TARGET),
+        Check(f"val loss after {epochs} epochs (length vs pad_to_max)",
+              f"{loss_fast:.4f} vs {loss_slow:.4f}", "length ≤ pad_to_max (+0.5 %)", loss_ok),
+    ]
+    details = [f"Both modes train the same pairs with seed 42 for {epochs} epoch(s), taking "
+               "turns batch by batch with the bf16 variant of section 6; epoch time is the "
+               "median over every epoch of every repeat.", "",
+               *_per_repeat({k: runs[k] for k in (LENGTH, PADDED)})]
+    return Section("1. Training epoch", checks, details)
+
+
+def throughput_section(runs: dict[str, list[Run]], peaks: list[float],
+                       steps: EpochSteps) -> Section:
+    peak = median(peaks)
+    useful = training_flops(steps, steps.real_source, steps.real_decoder)
+    padded = training_flops(steps, steps.padded_source, steps.padded_decoder)
+    fast, slow = epoch_time(runs[LENGTH]), epoch_time(runs[PADDED])
+
+    def rate(flops: float, seconds: float) -> tuple[float, str]:
+        gflops = flops / seconds / 1e9
+        return gflops / peak, f"{gflops:.1f} GFLOP/s = {gflops / peak:.0%} of peak"
+
+    fraction, measured = rate(useful, fast)
+    checks = [
+        Check("float32 matmul peak (1024² torch.mm)", f"{peak:.1f} GFLOP/s"),
+        Check("length path, useful FLOPs", measured, f"≥ {PEAK_FRACTION_TARGET:.0%} of peak",
+              fraction >= PEAK_FRACTION_TARGET),
+        Check("pad_to_max, all computed FLOPs", rate(padded, slow)[1]),
+        Check("pad_to_max, useful FLOPs", rate(useful, slow)[1]),
+    ]
+    return Section("2. Training throughput", checks, _flops_details(steps, useful, padded, peaks))
+
+
+def _flops_details(steps: EpochSteps, useful: float, padded: float,
+                   peaks: list[float]) -> list[str]:
+    return [
+        f"Features: source {steps.source_features}, target {steps.target_features}; "
+        f"hidden {steps.hidden}. Per epoch: {steps.real_source:,} real encoder steps and "
+        f"{steps.real_decoder:,} real decoder steps (target characters + EOS).",
+        f"pad_to_max computes {steps.padded_source:,} encoder and {steps.padded_decoder:,} "
+        f"decoder steps ({steps.real_source / steps.padded_source:.0%} and "
+        f"{steps.real_decoder / steps.padded_decoder:.0%} real); the length path computes "
+        f"every encoder step real and {steps.length_decoder:,} decoder steps "
+        f"({steps.real_decoder / steps.length_decoder:.0%} real).",
+        f"Useful training work: {useful / 1e12:.3f} TFLOP per epoch; pad_to_max computes "
+        f"{padded / 1e12:.3f} TFLOP (3 × forward, dense layer included).",
+        f"Peak: median of {len(peaks)} single 1024×1024 float32 torch.mm calls, one every "
+        f"{PEAK_EVERY} turns of the training loop above, so under the same load "
+        f"(min {min(peaks):.1f}, max {max(peaks):.1f} GFLOP/s).",
+    ]
+
+
+def bf16_section(runs: dict[str, list[Run]], epochs: int) -> Section:
+    fp32, bf16 = epoch_time(runs[LENGTH]), epoch_time(runs[BF16])
+    flags = native_bf16_flags()
+    checks = [
+        Check("native bf16 on this CPU", ", ".join(flags) if flags else "no"),
+        Check("epoch time bf16 / fp32", f"{bf16:.2f} s / {fp32:.2f} s = {bf16 / fp32:.3f}"),
+        Check(f"val loss after {epochs} epochs bf16 vs fp32",
+              f"{val_loss(runs[BF16]):.4f} vs {val_loss(runs[LENGTH]):.4f}"),
+    ]
+    details = ["`train.precision: bf16` (CPU autocast) against fp32, both with "
+               "batching=length; no target, reported only.", "",
+               *_per_repeat({k: runs[k] for k in (LENGTH, BF16)})]
+    return Section("6. bf16 autocast", checks, details)
