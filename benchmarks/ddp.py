@@ -1,6 +1,6 @@
 """7. Two processes × 1 thread (torchrun, DDP over gloo) against one process × 2 threads.
 
-Same global batch (64; 32 rows per rank under DDP), same seed, batching=length. Epoch
+Same global batch (64; 32 rows per rank under DDP), same seed, batching=mixed. Epoch
 time is rank 0's "seconds" in metrics.jsonl. Measured only where torchrun can run a tiny
 config first; otherwise reported as not measured.
 """
@@ -35,7 +35,7 @@ def torchrun_problem(run_dir: Path) -> str | None:
 def _commands(corpus: Path, samples: int, epochs: int,
               workdir: Path, repeat: int) -> dict[str, tuple[list[str], Path]]:
     single_dir, ddp_dir = workdir / f"single-{repeat}", workdir / f"ddp-{repeat}"
-    common = ["train.batching=length", "train.eval_samples=1"]
+    common = ["train.batching=mixed", "train.eval_samples=1"]
     single = [str(BIN / "seq2seq"), *train_command(
         corpus, samples, epochs, single_dir, [*common, f"train.threads={PROCESSES}"])]
     ddp = _torchrun(train_command(corpus, samples, epochs, ddp_dir,
@@ -73,7 +73,7 @@ def _section(seconds: dict[str, list[float]], losses: dict[str, list[float]], ep
               Check("speed-up of DDP", f"{single / ddp:.2f}×"),
               Check(f"val loss after {epochs} epochs, DDP vs single",
                     f"{median(losses[DDP]):.4f} vs {median(losses[SINGLE]):.4f}")]
-    details = [f"First {samples:,} pairs, batch 64, batching=length, {epochs} epoch(s) per "
+    details = [f"First {samples:,} pairs, batch 64, batching=mixed, {epochs} epoch(s) per "
                "run, runs interleaved; no target, reported only.", "",
                "| variant | epoch seconds |", "|---|---|"]
     details += [f"| {name} | {', '.join(f'{s:.2f}' for s in values)} |"

@@ -27,7 +27,7 @@ class EpochSteps:
     real_decoder: int  # decoder steps: target characters + EOS
     padded_source: int  # pad_to_max: every pair padded to the corpus' longest source
     padded_decoder: int  # pad_to_max: every pair padded to the longest target + 1
-    length_decoder: int  # length path: targets padded to the longest of their batch
+    length_decoder: int  # mixed path: each half of a batch padded to its own longest target
 
 
 def epoch_steps(config: Config) -> EpochSteps:
@@ -36,12 +36,19 @@ def epoch_steps(config: Config) -> EpochSteps:
     source = np.array([len(s) for s, _ in corpus.train])
     decoder = np.array([len(t) + 1 for _, t in corpus.train])
     rng = np.random.default_rng([config.train.seed, 1])  # the trainer's epoch-1 plan
-    plan = epoch_batches(source, config.train.batch_size, rng, "length")
+    plan = epoch_batches(source, config.train.batch_size, rng, "mixed")
     return EpochSteps(
         vocabs.source.num_features, vocabs.target.num_features, config.model.latent_dim,
         int(source.sum()), int(decoder.sum()), len(source) * int(source.max()),
         len(decoder) * int(decoder.max()),
-        sum(len(rows) * int(decoder[rows].max()) for rows in plan))
+        sum(_decoder_steps_in_halves(decoder[rows]) for rows in plan))
+
+
+def _decoder_steps_in_halves(steps: np.ndarray) -> int:
+    """Steps the decoder computes for one batch: Seq2Seq.decode_in_parts runs the longer and
+    the shorter half each only as far as its own longest row."""
+    ordered = np.sort(steps)[::-1]
+    return sum(len(part) * int(part.max()) for part in np.array_split(ordered, 2) if len(part))
 
 
 def lstm_step_flops(features: int, hidden: int) -> int:

@@ -87,7 +87,7 @@ class OtherLoad:
     """Share of the machine's CPU that other processes used while the block ran.
 
     Timings on a shared machine mean little without it: a busy neighbour slows the
-    many-small-kernels length path far more than pad_to_max's long matmuls.
+    many-small-kernels mixed path far more than pad_to_max's long matmuls.
     """
 
     def __enter__(self) -> OtherLoad:

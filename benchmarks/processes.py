@@ -85,7 +85,7 @@ def memory_section(config: Config, corpus: Path, samples: int | None, run_dir: P
 def _memory_details(report: dict, samples: int | None, wall: float, epoch: dict) -> list[str]:
     which = "the whole file" if samples is None else f"the first {samples:,} pairs"
     return [f"Pairs: {which} ({report['pairs_kept']:,} pairs, {report['splits']['train']:,} "
-            "for training); batching=length, one epoch, 200 validation sources decoded. "
+            "for training); batching=mixed, one epoch, 200 validation sources decoded. "
             "Peak RSS is `resource.getrusage(RUSAGE_CHILDREN).ru_maxrss` in a fresh wrapper "
             "process; the import baseline is the same for `python -c 'import "
             "seq2seq_cli.train'`; the full-tensor size is `full_tensor_bytes` of "

@@ -60,7 +60,7 @@ def markdown(machine: dict[str, str], command: str, minutes: float,
     lines += ["", "## Summary", "",
               "\"others' CPU\" is the share of the machine's CPU time that other processes "
               "used while that benchmark ran: this machine is shared, and timings taken "
-              "beside a busy neighbour are slower (the length path suffers most).", "",
+              "beside a busy neighbour are slower (the mixed path suffers most).", "",
               "| benchmark | measured | target | verdict | others' CPU |", "|---|---|---|---|---|"]
     for section in sections:
         lines += [f"| {section.title}: {c.name} | {c.measured} | {c.target or '—'} | "

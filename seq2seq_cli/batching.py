@@ -1,9 +1,12 @@
 """Epoch batch plans and one-hot batches built on the fly from compact index arrays.
 
-``length`` batching puts only sources of the same length in a batch, so no source is
-padded and the encoder's final state is that of the last real character (on CPU this is
-about twice as fast as ``pack_padded_sequence``). Targets are padded per batch and
-masked out of the loss. ``pad_to_max`` is the Keras recipe's layout, kept as a reference.
+The encoder's final state must be that of the last real character, never of padding.
+``mixed`` (the default) builds each batch from a few random pieces, each holding sources
+of one length; the model encodes every piece unpadded (``Seq2Seq.encode_exact``), so
+batches are as varied as random ones. ``length`` puts only sources of one length in a
+batch (one encoder call, but batches of similar sentences train worse). Targets are
+padded per batch and masked out of the loss. ``pad_to_max`` is the Keras recipe's
+layout, kept as a reference.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ IGNORE_INDEX = -100  # class index that cross-entropy skips (PAD positions)
 @dataclass(frozen=True)
 class Batch:
     rows: np.ndarray  # (B,) indices into the split
+    source_lengths: np.ndarray  # (B,) int64 real characters of each source
+    decoder_steps: np.ndarray  # (B,) int64 real decoder steps: target characters + 1
     encoder_input: np.ndarray  # (B, S, Fs) float32 one-hot source
     decoder_input: np.ndarray  # (B, T + 1, Ft) float32 one-hot of BOS + target
     decoder_target: np.ndarray  # (B, T + 1) int64 class of target + EOS, IGNORE_INDEX at PAD
@@ -27,19 +32,37 @@ class Batch:
     real_target_steps: int
 
 
+MIXED_PIECES = 4  # equal-length pieces per `mixed` batch
+
+
 def epoch_batches(source_lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
-                  mode: str = "length") -> list[np.ndarray]:
+                  mode: str = "mixed") -> list[np.ndarray]:
     """One epoch's batches as arrays of row indices; every row appears exactly once."""
     order = rng.permutation(len(source_lengths))
     if mode == "pad_to_max":
         return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    if mode == "length":
+        return _shuffled(_equal_length_pieces(order, source_lengths, batch_size), rng)
+    # `mixed`: a batch joins MIXED_PIECES random pieces, each of one source length, so
+    # batches are as varied as random ones while every piece still encodes unpadded.
+    piece_size = -(-batch_size // MIXED_PIECES)
+    pieces = _shuffled(_equal_length_pieces(order, source_lengths, piece_size), rng)
+    return [np.concatenate(pieces[i:i + MIXED_PIECES])
+            for i in range(0, len(pieces), MIXED_PIECES)]
+
+
+def _equal_length_pieces(order: np.ndarray, source_lengths: np.ndarray,
+                         size: int) -> list[np.ndarray]:
     # A stable sort keeps the random order inside each group of equal source length.
     order = order[np.argsort(source_lengths[order], kind="stable")]
     group_starts = np.flatnonzero(np.diff(source_lengths[order])) + 1
-    batches = [group[i:i + batch_size]
-               for group in np.split(order, group_starts)
-               for i in range(0, len(group), batch_size)]
-    return [batches[i] for i in rng.permutation(len(batches))]
+    return [group[i:i + size]
+            for group in np.split(order, group_starts)
+            for i in range(0, len(group), size)]
+
+
+def _shuffled(items: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+    return [items[i] for i in rng.permutation(len(items))]
 
 
 def make_batch(pairs: EncodedPairs, rows: np.ndarray, source_features: int,
@@ -57,6 +80,8 @@ def make_batch(pairs: EncodedPairs, rows: np.ndarray, source_features: int,
     classes = np.where(target_with_eos == PAD_ID, IGNORE_INDEX, target_with_eos - 1)
     return Batch(
         rows=rows,
+        source_lengths=pairs.source.lengths[rows],
+        decoder_steps=pairs.target.lengths[rows] + 1,
         encoder_input=one_hot(source_ids, source_features),
         decoder_input=one_hot(decoder_input_ids, target_features),
         decoder_target=classes,

@@ -323,9 +323,9 @@ def _train_step(trainer: Trainer, rows: np.ndarray) -> tuple[float, int]:
     global_steps = int(trainer.train_pairs.target.lengths[rows].sum()) + len(rows)  # + EOS
     local_rows, weight = trainer.dist.shard(rows)
     batch = _make_batch(trainer, trainer.train_pairs, local_rows)
-    encoder_input, decoder_input, target = _to_device(trainer, batch)
+    encoder_input, decoder_input, target, *lengths = _to_device(trainer, batch)
     with _autocast(trainer):
-        logits = trainer.wrapped(encoder_input, decoder_input)  # (B, T, Ft)
+        logits = trainer.wrapped(encoder_input, decoder_input, *lengths)  # (B, T, Ft)
     loss_sum = sequence_loss(logits, target)
     # DDP averages gradients over ranks; scaling by world_size / global steps makes the
     # result the mean over every real target step of the global batch, as one process.
@@ -354,21 +354,32 @@ def sequence_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def _make_batch(trainer: Trainer, pairs: EncodedPairs, rows: np.ndarray) -> Batch:
     source_steps = target_steps = None
     if trainer.config.train.batching == "pad_to_max":
-        # The Keras layout: every batch as wide as the longest text of the corpus.
-        source_steps = int(trainer.train_pairs.source.lengths.max())
-        target_steps = int(trainer.train_pairs.target.lengths.max())
+        # The Keras layout: every batch as wide as the longest text of the corpus (the
+        # validation split may hold a longer one than training).
+        source_steps = max(_longest(trainer.train_pairs.source), _longest(pairs.source))
+        target_steps = max(_longest(trainer.train_pairs.target), _longest(pairs.target))
     return make_batch(pairs, rows, trainer.vocabs.source.num_features,
                       trainer.vocabs.target.num_features, source_steps, target_steps)
 
 
-def _to_device(trainer: Trainer, batch: Batch) -> tuple[torch.Tensor, ...]:
+def _longest(texts) -> int:
+    return int(texts.lengths.max(initial=0))
+
+
+def _to_device(trainer: Trainer, batch: Batch) -> tuple[torch.Tensor | None, ...]:
+    """Encoder input, decoder input, target classes, then source lengths and decoder steps
+    (None for pad_to_max, the Keras layout, which computes every padded step)."""
     device = trainer.device
     tensors = (torch.from_numpy(batch.encoder_input), torch.from_numpy(batch.decoder_input),
                torch.from_numpy(batch.decoder_target))
     if device.type == "cuda":
         # Pinned host memory lets the copy overlap with compute.
-        return tuple(t.pin_memory().to(device, non_blocking=True) for t in tensors)
-    return tensors
+        tensors = tuple(t.pin_memory().to(device, non_blocking=True) for t in tensors)
+    if trainer.config.train.batching == "pad_to_max":
+        return *tensors, None, None
+    # Lengths stay on the CPU: they only choose which rows to compute together.
+    return (*tensors, torch.from_numpy(batch.source_lengths),
+            torch.from_numpy(batch.decoder_steps))
 
 
 def _autocast(trainer: Trainer) -> contextlib.AbstractContextManager:
@@ -460,13 +471,13 @@ def _validate(trainer: Trainer) -> tuple[float | None, float | None]:
         return None, None
     trainer.model.eval()
     totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, real steps
-    rng = np.random.default_rng(0)  # the plan's order is irrelevant, its grouping is not
-    plan = epoch_batches(pairs.source.lengths, trainer.config.train.batch_size, rng)
+    rng = np.random.default_rng(0)  # order and mix do not matter here: one length a batch
+    plan = epoch_batches(pairs.source.lengths, trainer.config.train.batch_size, rng, "length")
     for rows in trainer.dist.shard_plan(plan):
         batch = _make_batch(trainer, pairs, rows)
-        encoder_input, decoder_input, target = _to_device(trainer, batch)
+        encoder_input, decoder_input, target, *lengths = _to_device(trainer, batch)
         with _autocast(trainer):
-            logits = trainer.model(encoder_input, decoder_input).float()  # (B, T, Ft)
+            logits = trainer.model(encoder_input, decoder_input, *lengths).float()
         real = target != IGNORE_INDEX  # (B, T)
         totals[0] += float(sequence_loss(logits, target))
         totals[1] += float((logits.argmax(-1) == target)[real].sum())

@@ -217,15 +217,26 @@ def test_one_hot_batch_equals_rows_of_the_full_tensor():
     assert (batch.decoder_target[~real] == IGNORE_INDEX).all()
 
 
+def test_mixed_batches_cover_every_pair_once_from_a_few_equal_length_pieces():
+    lengths = np.random.default_rng(0).integers(1, 12, size=500)
+    batches = epoch_batches(lengths, 16, np.random.default_rng(1), "mixed")
+    assert sorted(np.concatenate(batches).tolist()) == list(range(500))
+    assert all(len(b) <= 16 for b in batches)
+    assert max(len(set(lengths[b].tolist())) for b in batches) > 1
+    assert all(len(set(lengths[b].tolist())) <= 4 for b in batches)
+    again = epoch_batches(lengths, 16, np.random.default_rng(1), "mixed")
+    assert all((a == b).all() for a, b in zip(batches, again))
+
+
 def test_length_batches_cover_every_pair_once_with_one_source_length_each():
     rng = np.random.default_rng(0)
     lengths = rng.integers(1, 12, size=500)
-    batches = epoch_batches(lengths, 16, np.random.default_rng(1))
+    batches = epoch_batches(lengths, 16, np.random.default_rng(1), "length")
     flat = np.concatenate(batches)
     assert sorted(flat.tolist()) == list(range(500))
     assert all(len(set(lengths[b].tolist())) == 1 and len(b) <= 16 for b in batches)
-    again = epoch_batches(lengths, 16, np.random.default_rng(1))
-    other = epoch_batches(lengths, 16, np.random.default_rng(2))
+    again = epoch_batches(lengths, 16, np.random.default_rng(1), "length")
+    other = epoch_batches(lengths, 16, np.random.default_rng(2), "length")
     assert all((a == b).all() for a, b in zip(batches, again))
     assert any(len(a) != len(b) or (a != b).any() for a, b in zip(batches, other))
 
