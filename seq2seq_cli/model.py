@@ -83,13 +83,15 @@ class Seq2Seq(nn.Module):
         as its own longest row: random batches waste far fewer padded steps."""
         batch, steps = decoder_input.shape[:2]
         order = torch.argsort(decoder_steps, descending=True, stable=True)  # (B,)
-        logits = decoder_input.new_zeros(batch, steps, self.output.out_features)  # (B, T, Ft)
+        logits = None
         for rows in torch.tensor_split(order, DECODER_PARTS):
             if len(rows) == 0:
                 continue
             part_steps = int(decoder_steps[rows].max())
             part_state = (state[0][:, rows], state[1][:, rows])  # each (L, n, D)
             part_logits, _ = self.decode(decoder_input[rows, :part_steps], part_state)
+            if logits is None:  # the parts' dtype: bf16 or fp16 under autocast
+                logits = part_logits.new_zeros(batch, steps, part_logits.shape[2])  # (B, T, Ft)
             logits[rows, :part_steps] = part_logits  # (n, t, Ft)
         return logits
 

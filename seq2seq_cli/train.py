@@ -170,6 +170,7 @@ def train_from_config(config: Config, run_dir: str | Path, *, resume: bool = Fal
 def _setup(config: Config, run: RunDirectory, resume: bool, overwrite: bool,
            dist: Distributed, on_event: EventHandler,
            should_stop: Callable[[], bool]) -> Trainer:
+    _check_precision(config, dist.device)  # before anything is written
     threads = configure_threads(config.train.threads, dist.local_world_size)
     payload = dist.from_main(lambda: _prepare_run(config, run, resume, overwrite))
     if payload is not None:
@@ -237,7 +238,6 @@ def _build_trainer(config: Config, run: RunDirectory, vocabs: Vocabularies, corp
     scheduler = (torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, factor=config.train.lr_factor, patience=config.train.lr_patience)
         if config.train.lr_schedule == "plateau" else None)
-    _check_precision(config, dist.device)
     scaler = torch.amp.GradScaler(dist.device.type,
                                   enabled=config.train.precision == "fp16")
     return Trainer(config, run, vocabs, EncodedPairs.from_pairs(corpus.train, vocabs),

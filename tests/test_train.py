@@ -283,3 +283,20 @@ def test_test_split_is_scored_with_the_best_checkpoint(tmp_path):
     report = json.loads((tmp_path / "run" / "test_metrics.json").read_text(encoding="utf-8"))
     assert report["n"] == result.test_pairs == 4
     assert report["exact_match"] == result.test_exact_match
+
+
+@pytest.mark.parametrize("batching", ["mixed", "length", "pad_to_max"])
+def test_every_batching_trains_in_fp32_and_bf16(tmp_path, batching):
+    for precision in ("fp32", "bf16"):
+        config = load_config(_config(tmp_path, epochs=1, batching=batching,
+                                     precision=precision))
+        result = train_from_config(config, tmp_path / f"{batching}-{precision}",
+                                   device="cpu")
+        assert result.epochs_completed == 1 and np.isfinite(result.best_val_loss)
+
+
+def test_fp16_on_the_cpu_is_a_config_error(tmp_path):
+    config = load_config(_config(tmp_path, epochs=1, precision="fp16"))
+    with pytest.raises(UserError, match="fp16"):
+        train_from_config(config, tmp_path / "run", device="cpu")
+    assert not (tmp_path / "run").exists()  # refused before anything was written
