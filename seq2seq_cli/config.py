@@ -86,6 +86,8 @@ class TrainConfig:
                                       "exact match (a fixed seeded sample; null: all).", min=1)
     show_samples: int = option(5, "Validation translations written to samples/ and shown "
                                "after each epoch.", min=0)
+    plot: bool = option(True, "Rewrite curves.png (loss and accuracy per epoch) after every "
+                        "epoch; needs the `plot` extra (matplotlib), skipped without it.")
     seed: int = option(42, "Seed of initialisation, dropout and batch order.", min=0)
     threads: int | None = option(None, "CPU threads per process (null: cores / processes).",
                                  min=1)

@@ -454,6 +454,8 @@ def _format_samples(samples: list[tuple[str, str, str]]) -> str:
 
 
 def _plot_curves(trainer: Trainer) -> None:
+    if not trainer.config.train.plot:
+        return
     try:
         from seq2seq_cli.plot import plot_curves
     except ImportError:  # the optional `plot` extra (matplotlib) is not installed

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from seq2seq_cli.batching import IGNORE_INDEX, epoch_batches, make_batch
+from seq2seq_cli.batching import IGNORE_INDEX, MIXED_PIECES, epoch_batches, make_batch
 from seq2seq_cli.cli import app
 from seq2seq_cli.config import DataConfig
 from seq2seq_cli.data import (
@@ -223,7 +223,7 @@ def test_mixed_batches_cover_every_pair_once_from_a_few_equal_length_pieces():
     assert sorted(np.concatenate(batches).tolist()) == list(range(500))
     assert all(len(b) <= 16 for b in batches)
     assert max(len(set(lengths[b].tolist())) for b in batches) > 1
-    assert all(len(set(lengths[b].tolist())) <= 4 for b in batches)
+    assert all(len(set(lengths[b].tolist())) <= MIXED_PIECES for b in batches)
     again = epoch_batches(lengths, 16, np.random.default_rng(1), "mixed")
     assert all((a == b).all() for a, b in zip(batches, again))
 

@@ -152,7 +152,8 @@ def _config(tmp_path: Path, **train) -> Path:
 def test_model_overfits_twenty_pairs(tmp_path):
     config = load_config(_config(tmp_path), [
         "data.val_fraction=0", "model.latent_dim=64", "train.optimizer=adam",
-        "train.learning_rate=0.01", "train.epochs=60", "train.batch_size=20"])
+        "train.learning_rate=0.01", "train.epochs=100", "train.batch_size=20",
+        "train.plot=false"])
     train_from_config(config, tmp_path / "run", device="cpu")
     payload = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
     model, vocabs = _toy_model(latent_dim=64)
