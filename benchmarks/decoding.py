@@ -85,7 +85,7 @@ def _details(seconds: dict[str, list[float]], counts: dict[str, int], same: int,
              single_count: int, epochs: int) -> list[str]:
     scaled = (f" One-at-a-time decoding ran on the first {single_count:,} sources; its "
               "total is scaled to the same count." if single_count < counts[GREEDY] else "")
-    lines = [f"Model: the length-path run trained for {epochs} epoch(s) above (decoding speed "
+    lines = [f"Model: the mixed-path run trained for {epochs} epoch(s) above (decoding speed "
              "does not depend on quality). Sources: the first validation sources; "
              f"max_length = translate's default; batch size {BATCH_SIZE}.{scaled}",
              f"Batched greedy output equals one-at-a-time output for {same:,} of "
