@@ -275,7 +275,9 @@ def _fit(trainer: Trainer) -> TrainResult:
         _train_epoch(trainer)
         metrics, samples, is_best = _end_epoch(trainer)
         trainer.on_event(EpochEnded(metrics, samples, is_best))
-        if t.patience is not None and trainer.progress.epochs_without_improvement >= t.patience:
+        out_of_patience = (t.patience is not None
+                           and trainer.progress.epochs_without_improvement >= t.patience)
+        if out_of_patience and trainer.progress.epoch < t.epochs:
             stop_reason = "early_stopping"
             break
     test_exact = _test_exact_match(trainer)
