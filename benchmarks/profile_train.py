@@ -1,8 +1,8 @@
 """Where a training step's time goes, phase by phase and op by op (torch.profiler).
 
-    .venv/bin/python benchmarks/profile_train.py [--batching length] [--corpus PATH]
+    .venv/bin/python benchmarks/profile_train.py [--variant "mixed fp32"] [--corpus PATH]
 
-One warm-up epoch first (the length path creates oneDNN primitives for every new batch
+One warm-up epoch first (the grouped paths create oneDNN primitives for every new batch
 shape), then one profiled epoch with the same plan. Reports the share of batch building,
 forward, loss, backward and optimizer step, and torch.profiler's top operators. Not part
 of `make bench`; it is how the causes in BENCHMARKS.md were measured.
@@ -31,10 +31,10 @@ def timed_step(trainer, rows, phases: dict[str, float]) -> None:
     """``_train_step`` for one process, fp32, with a clock around every phase."""
     marks = [time.perf_counter()]
     batch = _make_batch(trainer, trainer.train_pairs, rows)
-    encoder_input, decoder_input, target = _to_device(trainer, batch)
+    encoder_input, decoder_input, target, *lengths = _to_device(trainer, batch)
     marks.append(time.perf_counter())
     with _autocast(trainer):
-        logits = trainer.model(encoder_input, decoder_input)
+        logits = trainer.model(encoder_input, decoder_input, *lengths)
     marks.append(time.perf_counter())
     steps = int((target != -100).sum())
     loss = sequence_loss(logits, target) / steps
@@ -52,7 +52,7 @@ def timed_step(trainer, rows, phases: dict[str, float]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variant", default="length fp32", choices=list(VARIANTS))
+    parser.add_argument("--variant", default="mixed fp32", choices=list(VARIANTS))
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args()
