@@ -57,13 +57,9 @@ def resolve_checkpoint(target: str | Path) -> Path:
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read and validate a checkpoint of this tool; anything else is a CheckpointError."""
     path = Path(path)
-    _check_archive(path)
+    _check_archive(path)  # also reports a missing file or a directory
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: checkpoint file not found") from None
-    except IsADirectoryError:
-        raise CheckpointError(f"{path}: is a directory, expected a checkpoint file") from None
     except pickle.UnpicklingError as exc:
         raise CheckpointError(f"{path}: refused to load: the file holds objects other than "
                               f"plain data ({_unpickling_reason(exc)[:200]})") from None

@@ -111,19 +111,14 @@ def encode_sources(model: Seq2Seq, vocab: Vocabulary, sources: list[str],
     lengths = np.array([len(s) for s in sources])
     if len(sources) == 0 or lengths.min() == 0:
         raise ValueError("encode_sources needs at least one source and no empty source")
-    h_all = c_all = None
+    groups = []
     for length in np.unique(lengths):
         rows = np.flatnonzero(lengths == length)
         ids = np.array([vocab.encode(sources[i]) for i in rows], dtype=np.int64)  # (n, S)
-        encoder_input = torch.from_numpy(one_hot(ids, vocab.num_features)).to(device)
-        h, c = model.encode(encoder_input)  # each (L, n, D)
-        if h_all is None:
-            h_all = h.new_empty(h.shape[0], len(sources), h.shape[2])  # (L, B, D)
-            c_all = c.new_empty(c.shape[0], len(sources), c.shape[2])  # (L, B, D)
-        index = torch.from_numpy(rows).to(device)  # (n,)
-        h_all.index_copy_(1, index, h)
-        c_all.index_copy_(1, index, c)
-    return h_all, c_all
+        # One-hot per group, so one very long line does not widen every row of the chunk.
+        group_input = torch.from_numpy(one_hot(ids, vocab.num_features)).to(device)
+        groups.append((torch.from_numpy(rows), group_input))
+    return model.encode_groups(groups)
 
 
 def _step(model: Seq2Seq, token: torch.Tensor, state: State,
@@ -135,10 +130,6 @@ def _step(model: Seq2Seq, token: torch.Tensor, state: State,
     logits = logits[:, 0].float()  # (N, Ft)
     logits[:, BOS_CLASS] = -math.inf
     return logits.log_softmax(dim=1), state
-
-
-def _normalised(total: float, length: int, length_penalty: float) -> float:
-    return total / length ** length_penalty
 
 
 def greedy_decode(model: Seq2Seq, vocab: Vocabulary, state: State, *, max_length: int,
@@ -162,7 +153,7 @@ def greedy_decode(model: Seq2Seq, vocab: Vocabulary, state: State, *, max_length
         if not running.any():  # one sync per step buys stopping as soon as all are done
             break
     ids = torch.stack(steps, dim=1).tolist()  # (B, T); Vocabulary.decode stops at EOS
-    return [Hypothesis(vocab.decode(row), _normalised(s, n, length_penalty))
+    return [Hypothesis(vocab.decode(row), s / _normalised_length(n, length_penalty))
             for row, s, n in zip(ids, total.tolist(), length.tolist())]
 
 

@@ -53,10 +53,17 @@ class Seq2Seq(nn.Module):
         if bool((source_lengths == encoder_input.shape[1]).all()):
             return self.encode(encoder_input)  # one length: nothing to split
         groups = [torch.nonzero(source_lengths == n)[:, 0] for n in source_lengths.unique()]
-        states = [self.encode(encoder_input[rows, :int(source_lengths[rows[0]])])
-                  for rows in groups]  # each ((L, n, D), (L, n, D))
-        # Rows come out grouped by length; put them back in batch order.
-        order = torch.argsort(torch.cat(groups))  # (B,)
+        return self.encode_groups([(rows, encoder_input[rows, :int(source_lengths[rows[0]])])
+                                   for rows in groups])
+
+    def encode_groups(self, groups: list[tuple[torch.Tensor, torch.Tensor]]) -> State:
+        """Encode groups of equal-length sources, then return the states in batch order.
+
+        Each group is (rows (n,) batch positions, encoder input (n, S_group, Fs) unpadded);
+        together the rows are a permutation of range(B).
+        """
+        states = [self.encode(group_input) for _, group_input in groups]  # ((L, n, D),) * 2
+        order = torch.argsort(torch.cat([rows for rows, _ in groups]))  # (B,)
         h = torch.cat([state[0] for state in states], dim=1)[:, order]  # (L, B, D)
         c = torch.cat([state[1] for state in states], dim=1)[:, order]  # (L, B, D)
         return h, c

@@ -522,14 +522,10 @@ def _test_exact_match(trainer: Trainer) -> float | None:
     hypotheses = _greedy(trainer, [s for s, _ in trainer.test_texts])
     hits = sum(h == r for h, (_, r) in zip(hypotheses, trainer.test_texts))
     exact = hits / len(trainer.test_texts)
-    trainer.run.write_text(trainer.run.test_metrics, _json_line(
-        {"checkpoint": "best.pt", "epoch": payload["epoch"], "n": len(trainer.test_texts),
-         "exact_match": exact}))
+    report = {"checkpoint": "best.pt", "epoch": payload["epoch"],
+              "n": len(trainer.test_texts), "exact_match": exact}
+    trainer.run.write_text(trainer.run.test_metrics, json.dumps(report, indent=1) + "\n")
     return exact
-
-
-def _json_line(record: dict[str, Any]) -> str:
-    return json.dumps(record, indent=1) + "\n"
 
 
 # ---------------------------------------------------------------- checkpoints
