@@ -46,10 +46,21 @@ class DataConfig:
                                  min=0.0, below=1.0)
     test_fraction: float = option(0.0, "Fraction of pairs held out for the final test.",
                                   min=0.0, below=1.0)
+    val_path: str | None = option(None, "Validation pairs from this file (same format), used "
+                                  "whole instead of a data.val_fraction share of data.path "
+                                  "(null: split them off data.path).")
+    test_path: str | None = option(None, "Test pairs from this file (same format), used whole "
+                                   "instead of a data.test_fraction share of data.path "
+                                   "(null: split them off data.path).")
     split_seed: int = option(0, "Seed of the train/val/test split (independent of "
                              "train.seed, so the split stays put across training seeds).",
                              min=0)
     skip_malformed: bool = option(False, "Skip and count malformed lines instead of failing.")
+
+    def split_fractions(self) -> tuple[float, float]:
+        """The (val, test) shares split off data.path: none where a file provides the split."""
+        return (0.0 if self.val_path is not None else self.val_fraction,
+                0.0 if self.test_path is not None else self.test_fraction)
 
 
 @dataclass(frozen=True)
@@ -271,10 +282,15 @@ def _check_bounds(dotted: str, value: Any, f: dataclasses.Field, hint: Any, sour
 
 def _check_cross_fields(config: Config, source: str) -> None:
     data = config.data
-    if data.val_fraction + data.test_fraction >= 1.0:
+    held_out = data.split_fractions()
+    if sum(held_out) >= 1.0:
         raise ConfigError(f"{source}: data.val_fraction + data.test_fraction = "
-                          f"{data.val_fraction + data.test_fraction:g} leaves no training "
-                          "pairs; the sum must be below 1")
+                          f"{sum(held_out):g} leaves no training pairs; the sum must be "
+                          "below 1")
+    for key in ("path", "val_path", "test_path"):
+        if getattr(data, key) == "":
+            raise ConfigError(f"{source}: data.{key} = '' is not allowed; give a file path"
+                              + ("" if key == "path" else " or null"))
     if config.model.dropout > 0 and config.model.num_layers == 1:
         raise ConfigError(f"{source}: model.dropout = {config.model.dropout:g} has no effect "
                           "with model.num_layers = 1 (dropout acts between stacked layers); "

@@ -112,15 +112,16 @@ class ReadResult:
     malformed_skipped: int
 
 
-def read_pairs(path: str | Path, *, limit: int | None = None,
-               skip_malformed: bool = False) -> ReadResult:
+def read_pairs(path: str | Path, *, limit: int | None = None, skip_malformed: bool = False,
+               key: str = "data.path") -> ReadResult:
     """Read ``source<TAB>target[<TAB>attribution]`` lines, stopping after ``limit`` pairs.
 
     Blank lines are ignored. A malformed line (no tab, too many columns, an empty side,
     invalid UTF-8) fails with its line number, or is counted when ``skip_malformed``.
+    ``key`` is the config key named when the file is missing.
     """
     path = Path(path)
-    raw = _read_bytes(path)
+    raw = _read_bytes(path, key)
     pairs: list[Pair] = []
     blank = malformed = line_no = 0
     for line_no, line in enumerate(raw.split(b"\n"), start=1):
@@ -143,13 +144,13 @@ def read_pairs(path: str | Path, *, limit: int | None = None,
     return ReadResult(pairs, line_no, blank, malformed)
 
 
-def _read_bytes(path: Path) -> bytes:
+def _read_bytes(path: Path, key: str) -> bytes:
     try:
         if stat.S_ISCHR(path.stat().st_mode) or stat.S_ISBLK(path.stat().st_mode):
             raise DataError(f"{path}: is a device, expected a tab-separated corpus file")
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise DataError(f"{path}: corpus file not found (check data.path)") from None
+        raise DataError(f"{path}: corpus file not found (check {key})") from None
     except IsADirectoryError:
         raise DataError(f"{path}: is a directory, expected a tab-separated corpus file") from None
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
@@ -212,22 +213,40 @@ def normalize_text(text: str, config: DataConfig) -> str:
 
 
 def load_corpus(config: DataConfig) -> Corpus:
-    """Read, normalise, filter by length and split the corpus as the config says."""
+    """Read, normalise, filter by length and split the corpus as the config says.
+
+    Validation and test pairs come from ``data.val_path`` / ``data.test_path`` when given:
+    normalised like training pairs but never length-filtered, so a held-out file is
+    scored whole.
+    """
     result = read_pairs(config.path, limit=config.num_samples,
                         skip_malformed=config.skip_malformed)
-    pairs = [(normalize_text(s, config), normalize_text(t, config)) for s, t in result.pairs]
-    kept, too_long_source, too_long_target = _filter_lengths(pairs, config)
+    kept, too_long_source, too_long_target = _filter_lengths(
+        _normalize_pairs(result.pairs, config), config)
     stats = CorpusStats(result.lines_read, len(result.pairs), result.blank_lines,
                         result.malformed_skipped, too_long_source, too_long_target)
     if not kept:
         raise DataError(f"{config.path}: every pair is longer than data.max_source_length / "
                         "data.max_target_length; raise the limits")
-    train, val, test = split_pairs(kept, config.val_fraction, config.test_fraction,
-                                   config.split_seed)
+    train, val, test = split_pairs(kept, *config.split_fractions(), config.split_seed)
     if not train:
         raise DataError(f"{config.path}: {len(kept)} pairs leave none for training after the "
                         "validation and test split; use a larger corpus or smaller fractions")
+    if config.val_path is not None:
+        val = _read_held_out(config, "val_path")
+    if config.test_path is not None:
+        test = _read_held_out(config, "test_path")
     return Corpus(train, val, test, stats)
+
+
+def _normalize_pairs(pairs: list[Pair], config: DataConfig) -> list[Pair]:
+    return [(normalize_text(s, config), normalize_text(t, config)) for s, t in pairs]
+
+
+def _read_held_out(config: DataConfig, key: str) -> list[Pair]:
+    result = read_pairs(getattr(config, key), skip_malformed=config.skip_malformed,
+                        key=f"data.{key}")
+    return _normalize_pairs(result.pairs, config)
 
 
 def _filter_lengths(pairs: list[Pair], config: DataConfig) -> tuple[list[Pair], int, int]:

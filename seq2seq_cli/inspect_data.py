@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from seq2seq_cli.config import Config
-from seq2seq_cli.data import EncodedPairs, Vocabulary, build_vocabularies, load_corpus
+from seq2seq_cli.data import EncodedPairs, Pair, Vocabulary, build_vocabularies, load_corpus
 
 FLOAT32_BYTES = 4
 
@@ -44,6 +44,9 @@ def inspect_data(config: Config) -> dict[str, Any]:
                     "source_too_long": stats.dropped_source_too_long,
                     "target_too_long": stats.dropped_target_too_long},
         "splits": {"train": len(corpus.train), "val": len(corpus.val), "test": len(corpus.test)},
+        "split_files": {"val": config.data.val_path, "test": config.data.test_path},
+        "seen_in_train": {"val": _seen_in_train(corpus.val, corpus.train),
+                          "test": _seen_in_train(corpus.test, corpus.train)},
         "vocabulary": {"source": _vocab(vocabs.source), "target": _vocab(vocabs.target)},
         "lengths": {"source": _lengths(sources), "target": _lengths(targets)},
         "tensors": tensors,
@@ -52,6 +55,15 @@ def inspect_data(config: Config) -> dict[str, Any]:
                             "total": index_bytes + batch_bytes},
         "memory_ratio": full_bytes / (index_bytes + batch_bytes),
     }
+
+
+def _seen_in_train(held_out: list[Pair], train: list[Pair]) -> dict[str, int]:
+    """Held-out pairs, and held-out sources, that also occur in training: a score on them
+    measures memory as much as generalisation (Tatoeba repeats many sentences)."""
+    train_pairs = set(train)
+    train_sources = {source for source, _ in train}
+    return {"pairs": sum(pair in train_pairs for pair in held_out),
+            "sources": sum(source in train_sources for source, _ in held_out)}
 
 
 def _tensor(samples: int, timesteps: int, features: int) -> dict[str, Any]:

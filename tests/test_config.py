@@ -47,6 +47,12 @@ def test_config_is_frozen(tmp_path):
         config.train.epochs = 3  # type: ignore[misc]
 
 
+def test_fractions_replaced_by_held_out_files_do_not_count(tmp_path):
+    config = load_config(_write(tmp_path, "data:\n  val_fraction: 0.6\n  test_fraction: 0.6\n"
+                                          "  test_path: test.tsv\n"))
+    assert config.data.split_fractions() == (0.6, 0.0)
+
+
 BAD_CONFIGS = [
     ("unknown section", "dta:\n  path: x\n", ["unknown section 'dta'", "data, model, train"]),
     ("unknown key", "model:\n  hidden: 3\n", ["model.hidden", "latent_dim"]),
@@ -67,6 +73,7 @@ BAD_CONFIGS = [
     ("section not a mapping", "train: 5\n", ["'train'", "mapping"]),
     ("fractions leave nothing", "data:\n  val_fraction: 0.5\n  test_fraction: 0.5\n",
      ["leaves no training pairs"]),
+    ("empty held-out path", "data:\n  val_path: ''\n", ["data.val_path", "or null"]),
     ("dropout without layers", "model:\n  dropout: 0.3\n", ["model.dropout", "num_layers"]),
 ]
 

@@ -131,6 +131,39 @@ def test_normalisation_lowercase_and_length_filters(tmp_path):
     assert corpus.stats.pairs_kept == 1
 
 
+def test_held_out_files_replace_the_fractions_and_are_used_whole(tmp_path):
+    corpus_path = write_tsv(tmp_path / "train.tsv", TOY_PAIRS)
+    val_path = write_tsv(tmp_path / "val.tsv", [("Cafe\u0301", "x"), ("a" * 40, "long")])
+    test_path = write_tsv(tmp_path / "test.tsv", [("one", "1")])
+    config = DataConfig(path=str(corpus_path), val_path=str(val_path),
+                        test_path=str(test_path), val_fraction=0.5, test_fraction=0.3,
+                        max_source_length=20)
+    corpus = load_corpus(config)
+    assert sorted(corpus.train) == sorted(TOY_PAIRS)  # the fractions are not taken
+    # Normalised like training pairs, never length-filtered: a held-out file counts whole.
+    assert corpus.val == [("Caf\u00e9", "x"), ("a" * 40, "long")]
+    assert corpus.test == [("one", "1")]
+
+
+def test_held_out_file_replaces_only_its_own_fraction(tmp_path):
+    corpus_path = write_tsv(tmp_path / "train.tsv", TOY_PAIRS)
+    test_path = write_tsv(tmp_path / "test.tsv", [("zero", "0")])
+    corpus = load_corpus(DataConfig(path=str(corpus_path), test_path=str(test_path),
+                                    val_fraction=0.25))
+    assert len(corpus.val) == 5 and len(corpus.train) == 15
+    assert corpus.test == [("zero", "0")]
+
+
+@pytest.mark.parametrize("key", ["val_path", "test_path"])
+def test_missing_held_out_file_exits_2_naming_its_key(tmp_path, toy_corpus, key):
+    config = write_config(tmp_path / "c.yaml", {"data": {"path": str(toy_corpus),
+                                                         key: str(tmp_path / "nope.tsv")}})
+    result = runner.invoke(app, ["inspect-data", str(config)])
+    assert result.exit_code == 2
+    assert "nope.tsv" in result.output and f"data.{key}" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_split_is_deterministic_and_disjoint():
     pairs = [(f"s{i}", f"t{i}") for i in range(1000)]
     first = split_pairs(pairs, 0.1, 0.2, seed=7)
@@ -270,6 +303,21 @@ def test_inspect_data_json_reports_shapes_and_sizes(tmp_path, tiny_config):
     assert report["tensors"]["encoder_input"]["bytes"] == n * t * f * 4
     assert report["full_tensor_bytes"] == sum(x["bytes"] for x in report["tensors"].values())
     assert report["in_memory_bytes"]["total"] > 0
+
+
+def test_inspect_data_counts_held_out_pairs_and_sources_seen_in_training(tmp_path, toy_corpus):
+    val_path = write_tsv(tmp_path / "val.tsv", [("one", "1"), ("one", "un"), ("zero", "0")])
+    config = write_config(tmp_path / "c.yaml", {"data": {"path": str(toy_corpus),
+                                                         "val_path": str(val_path)}})
+    result = runner.invoke(app, ["inspect-data", str(config), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["split_files"] == {"val": str(val_path), "test": None}
+    assert report["splits"] == {"train": len(TOY_PAIRS), "val": 3, "test": 0}
+    assert report["seen_in_train"]["val"] == {"pairs": 1, "sources": 2}
+    assert report["seen_in_train"]["test"] == {"pairs": 0, "sources": 0}
+    table = runner.invoke(app, ["inspect-data", str(config)]).stdout
+    assert "val pairs from" in table and "val: 1 pairs, 2 sources" in table
 
 
 def test_inspect_data_table(tiny_config):

@@ -286,6 +286,21 @@ def test_test_split_is_scored_with_the_best_checkpoint(tmp_path):
     assert report["exact_match"] == result.test_exact_match
 
 
+def test_validation_and_test_files_are_used_whole(tmp_path):
+    # Characters never seen in training (Z, é) must not stop validation or testing.
+    val = write_tsv(tmp_path / "val.tsv", [("one", "1"), ("Zero", "0"), ("two", "é")])
+    test = write_tsv(tmp_path / "test.tsv", [("three", "3"), ("four", "4")])
+    config = load_config(_config(tmp_path, epochs=2), [
+        "data.val_fraction=0.5", f"data.val_path={val}", f"data.test_path={test}"])
+    events: list = []
+    result = train_from_config(config, tmp_path / "run", device="cpu", on_event=events.append)
+    started = events[0]
+    assert (started.train_pairs, started.val_pairs, started.test_pairs) == (20, 3, 2)
+    assert np.isfinite(result.best_val_loss)
+    report = json.loads((tmp_path / "run" / "test_metrics.json").read_text(encoding="utf-8"))
+    assert report["n"] == result.test_pairs == 2
+
+
 @pytest.mark.parametrize("batching", ["mixed", "length", "pad_to_max"])
 def test_every_batching_trains_in_fp32_and_bf16(tmp_path, batching):
     for precision in ("fp32", "bf16"):

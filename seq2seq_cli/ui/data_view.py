@@ -31,6 +31,13 @@ def _summary_table(r: dict[str, Any]) -> Table:
                   f"blank lines {dropped['blank_lines']:,}")
     table.add_row("split train / val / test",
                   f"{splits['train']:,} / {splits['val']:,} / {splits['test']:,}")
+    for split, path in r["split_files"].items():
+        if path is not None:
+            table.add_row(f"{split} pairs from", path)
+    seen = r["seen_in_train"]
+    table.add_row("held out, also in train", ", ".join(
+        f"{split}: {seen[split]['pairs']:,} pairs, {seen[split]['sources']:,} sources"
+        for split in ("val", "test") if splits[split]) or "nothing held out")
     for side in ("source", "target"):
         vocab, lengths = r["vocabulary"][side], r["lengths"][side]
         table.add_row(f"{side} vocabulary", f"{vocab['size']} symbols ({vocab['features']} "
