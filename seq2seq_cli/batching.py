@@ -1,12 +1,12 @@
 """Epoch batch plans and one-hot batches built on the fly from compact index arrays.
 
 The encoder's final state must be that of the last real character, never of padding.
-``mixed`` (the default) builds each batch from a few random pieces, each holding sources
-of one length; the model encodes every piece unpadded (``Seq2Seq.encode_exact``), so
-batches are as varied as random ones. ``length`` puts only sources of one length in a
-batch (one encoder call, but batches of similar sentences train worse). Targets are
-padded per batch and masked out of the loss. ``pad_to_max`` is the Keras recipe's
-layout, kept as a reference.
+``mixed`` (the default) builds each batch of batch_size rows from a few random pieces,
+each holding sources of one length; the model encodes every piece unpadded
+(``Seq2Seq.encode_exact``), so batches are as varied as random ones. ``length`` puts
+only sources of one length in a batch (one encoder call, but batches of similar
+sentences train worse). Targets are padded per batch and masked out of the loss.
+``pad_to_max`` is the Keras recipe's layout, kept as a reference.
 """
 
 from __future__ import annotations
@@ -43,12 +43,15 @@ def epoch_batches(source_lengths: np.ndarray, batch_size: int, rng: np.random.Ge
         return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     if mode == "length":
         return _shuffled(_equal_length_pieces(order, source_lengths, batch_size), rng)
-    # `mixed`: a batch joins MIXED_PIECES random pieces, each of one source length, so
-    # batches are as varied as random ones while every piece still encodes unpadded.
+    # `mixed`: random pieces of one source length each, laid end to end and cut every
+    # batch_size rows. A batch is about MIXED_PIECES pieces, as varied as a random batch,
+    # and every piece still encodes unpadded. Where lengths are spread thin (few sources
+    # share a length) pieces are smaller and a batch holds more of them, but it stays
+    # batch_size rows: the optimizer sees the batch size the config asks for.
     piece_size = -(-batch_size // MIXED_PIECES)
     pieces = _shuffled(_equal_length_pieces(order, source_lengths, piece_size), rng)
-    return [np.concatenate(pieces[i:i + MIXED_PIECES])
-            for i in range(0, len(pieces), MIXED_PIECES)]
+    rows = np.concatenate(pieces)
+    return [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
 
 
 def _equal_length_pieces(order: np.ndarray, source_lengths: np.ndarray,

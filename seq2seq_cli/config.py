@@ -104,12 +104,13 @@ class TrainConfig:
                                  min=1)
     precision: str = option("fp32", "Arithmetic: bf16 uses autocast on CPU and CUDA; fp16 "
                             "only on CUDA.", choices=("fp32", "bf16", "fp16"))
-    batching: str = option("mixed", "`mixed`: each batch joins a few random pieces of "
-                           "equal source length, each encoded unpadded (exact encoder states, "
-                           "varied batches); `length`: one source length per batch; "
-                           "`pad_to_max`: every batch padded to the corpus maximum and read "
-                           "whole by the encoder, like the Keras recipe (reference mode for "
-                           "benchmarks).", choices=("mixed", "length", "pad_to_max"))
+    batching: str = option("mixed", "`mixed`: each batch of batch_size rows joins a few "
+                           "random pieces of equal source length, each encoded unpadded "
+                           "(exact encoder states, varied batches); `length`: one source "
+                           "length per batch; `pad_to_max`: every batch padded to the corpus "
+                           "maximum and read whole by the encoder, like the Keras recipe "
+                           "(reference mode for benchmarks).",
+                           choices=("mixed", "length", "pad_to_max"))
 
 
 @dataclass(frozen=True)
