@@ -85,14 +85,20 @@ class TrainConfig:
     clip_norm: float | None = option(None, "Clip the global gradient norm to this value "
                                      "(null: no clipping).", min=0.0)
     lr_schedule: str = option("none", "`plateau` multiplies the learning rate by lr_factor "
-                              "when val_loss has not improved for lr_patience epochs.",
+                              "when the select_by metric has not improved for lr_patience "
+                              "epochs.",
                               choices=("none", "plateau"))
     lr_factor: float = option(0.5, "Learning-rate factor of the plateau schedule.",
                               min=0.0, below=1.0)
     lr_patience: int = option(2, "Epochs without improvement before the plateau schedule "
                               "lowers the learning rate.", min=0)
     patience: int | None = option(10, "Early stopping: stop after this many epochs without a "
-                                  "better val_loss (null: never stop early).", min=1)
+                                  "better select_by metric (null: never stop early).", min=1)
+    select_by: str = option("val_loss", "Validation metric that picks best.pt, counts patience "
+                            "and drives the plateau schedule: `val_loss` (lower is better), "
+                            "or `exact_match` / `chrf` of greedy decoding on the eval_samples "
+                            "sample (higher is better).",
+                            choices=("val_loss", "exact_match", "chrf"))
     eval_samples: int | None = option(1000, "Validation pairs decoded greedily each epoch for "
                                       "exact match (a fixed seeded sample; null: all).", min=1)
     show_samples: int = option(5, "Validation translations written to samples/ and shown "
@@ -292,6 +298,9 @@ def _check_cross_fields(config: Config, source: str) -> None:
         if getattr(data, key) == "":
             raise ConfigError(f"{source}: data.{key} = '' is not allowed; give a file path"
                               + ("" if key == "path" else " or null"))
+    if config.train.select_by != "val_loss" and data.val_path is None and held_out[0] == 0:
+        raise ConfigError(f"{source}: train.select_by = {config.train.select_by!r} needs "
+                          "validation pairs; set data.val_fraction > 0 or data.val_path")
     if config.model.dropout > 0 and config.model.num_layers == 1:
         raise ConfigError(f"{source}: model.dropout = {config.model.dropout:g} has no effect "
                           "with model.num_layers = 1 (dropout acts between stacked layers); "

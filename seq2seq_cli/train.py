@@ -34,9 +34,12 @@ from seq2seq_cli.data import (
 from seq2seq_cli.decode import default_max_length, translate_texts
 from seq2seq_cli.distributed import Distributed
 from seq2seq_cli.errors import CheckpointError, ConfigError, DataError, UserError
+from seq2seq_cli.metrics import chrf, exact_match
 from seq2seq_cli.model import Seq2Seq, build_model
 from seq2seq_cli.run_dir import RunDirectory
 from seq2seq_cli.runtime import configure_threads, resolve_device
+
+HIGHER_IS_BETTER = ("exact_match", "chrf")  # train.select_by metrics; val_loss is lower
 
 # ---------------------------------------------------------------- events and results
 
@@ -89,6 +92,8 @@ class TrainResult:
     best_exact_match: float | None
     test_exact_match: float | None
     test_pairs: int
+    select_by: str = "val_loss"
+    best_metrics: dict[str, Any] = field(default_factory=dict)  # the best epoch's metrics
 
 
 class TrainingStopped(Exception):
@@ -236,7 +241,8 @@ def _build_trainer(config: Config, run: RunDirectory, vocabs: Vocabularies, corp
                         vocabs.target.num_features).to(dist.device)
     optimizer = _make_optimizer(config, model)
     scheduler = (torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, factor=config.train.lr_factor, patience=config.train.lr_patience)
+        optimizer, mode="max" if config.train.select_by in HIGHER_IS_BETTER else "min",
+        factor=config.train.lr_factor, patience=config.train.lr_patience)
         if config.train.lr_schedule == "plateau" else None)
     scaler = torch.amp.GradScaler(dist.device.type,
                                   enabled=config.train.precision == "fp16")
@@ -282,8 +288,10 @@ def _fit(trainer: Trainer) -> TrainResult:
             break
     test_exact = _test_exact_match(trainer)
     p = trainer.progress
+    best_metrics = next((m for m in trainer.history if m["epoch"] == p.best_epoch), {})
     return TrainResult(trainer.run.root, p.epoch, stop_reason, p.best_epoch, p.best_val_loss,
-                       p.best_exact_match, test_exact, len(trainer.test_texts))
+                       p.best_exact_match, test_exact, len(trainer.test_texts), t.select_by,
+                       best_metrics)
 
 
 def _epoch_plan(trainer: Trainer, epoch: int) -> list[np.ndarray]:
@@ -402,13 +410,15 @@ def _end_epoch(trainer: Trainer) -> tuple[dict[str, Any], list[tuple[str, str, s
     val_loss, char_accuracy = _validate(trainer)
     if val_loss is None:  # no validation split: judge epochs by training loss
         val_loss = p.loss_sum / p.target_steps
-    exact_match, samples = _decode_validation(trainer) if trainer.dist.is_main else (None, [])
+    # Decoded on rank 0 alone; every rank gets the scores, so all decide alike.
+    exact_match, chrf_score, samples = trainer.dist.from_main(lambda: _decode_validation(trainer))
     metrics = {
         "epoch": epoch,
         "loss": p.loss_sum / p.target_steps,
         "val_loss": val_loss,
         "char_accuracy": char_accuracy,
         "exact_match": exact_match,
+        "chrf": chrf_score,
         "learning_rate": trainer.optimizer.param_groups[0]["lr"],
         "seconds": p.train_seconds,
         "eval_seconds": time.perf_counter() - started,
@@ -416,7 +426,7 @@ def _end_epoch(trainer: Trainer) -> tuple[dict[str, Any], list[tuple[str, str, s
     }
     is_best = _update_progress(trainer, metrics)
     if trainer.scheduler is not None:
-        trainer.scheduler.step(val_loss)
+        trainer.scheduler.step(metrics[trainer.config.train.select_by])
     _write_epoch(trainer, metrics, samples, is_best)
     return metrics, samples, is_best
 
@@ -424,7 +434,7 @@ def _end_epoch(trainer: Trainer) -> tuple[dict[str, Any], list[tuple[str, str, s
 def _update_progress(trainer: Trainer, metrics: dict[str, Any]) -> bool:
     p = trainer.progress
     p.epoch = metrics["epoch"]
-    is_best = metrics["val_loss"] < p.best_val_loss
+    is_best = _improves(metrics, trainer.history, trainer.config.train.select_by)
     if is_best:
         p.best_val_loss, p.best_epoch = metrics["val_loss"], p.epoch
         p.best_exact_match = metrics["exact_match"]
@@ -434,6 +444,19 @@ def _update_progress(trainer: Trainer, metrics: dict[str, Any]) -> bool:
     p.start_epoch()
     trainer.history.append(metrics)
     return is_best
+
+
+def _improves(metrics: dict[str, Any], history: list[dict[str, Any]], select_by: str) -> bool:
+    """Whether this epoch beats every earlier one on ``select_by``.
+
+    Judged against the history rather than a stored best, so a run resumed with another
+    train.select_by compares like with like.
+    """
+    score = metrics[select_by]
+    earlier = [m[select_by] for m in history if m.get(select_by) is not None]
+    if not earlier:
+        return True
+    return score > max(earlier) if select_by in HIGHER_IS_BETTER else score < min(earlier)
 
 
 def _write_epoch(trainer: Trainer, metrics: dict[str, Any],
@@ -491,19 +514,21 @@ def _validate(trainer: Trainer) -> tuple[float | None, float | None]:
     return float(totals[0] / totals[2]), float(totals[1] / totals[2])
 
 
-def _decode_validation(trainer: Trainer) -> tuple[float | None, list[tuple[str, str, str]]]:
-    """Greedy exact match on a fixed seeded sample of validation pairs, and shown samples."""
+def _decode_validation(trainer: Trainer) -> tuple[float | None, float | None,
+                                                  list[tuple[str, str, str]]]:
+    """Greedy exact match and chrF on a fixed seeded sample of validation pairs, and the
+    shown samples."""
     val, t = trainer.val_texts, trainer.config.train
     if not val:
-        return None, []
+        return None, None, []
     count = len(val) if t.eval_samples is None else min(t.eval_samples, len(val))
     chosen = np.random.default_rng(t.seed).permutation(len(val))[:count]
     # The shown samples are the first of the sample, so they are the same every epoch.
     pairs = [val[i] for i in chosen]
     hypotheses = _greedy(trainer, [s for s, _ in pairs])
-    exact = sum(h == r for h, (_, r) in zip(hypotheses, pairs)) / len(pairs)
+    references = [r for _, r in pairs]
     shown = [(s, r, h) for (s, r), h in zip(pairs[:t.show_samples], hypotheses)]
-    return exact, shown
+    return exact_match(hypotheses, references), chrf(hypotheses, references), shown
 
 
 def _greedy(trainer: Trainer, sources: list[str]) -> list[str]:
@@ -520,10 +545,11 @@ def _test_exact_match(trainer: Trainer) -> float | None:
     payload = load_checkpoint(trainer.run.best)
     trainer.model.load_state_dict(payload["model"])
     hypotheses = _greedy(trainer, [s for s, _ in trainer.test_texts])
-    hits = sum(h == r for h, (_, r) in zip(hypotheses, trainer.test_texts))
-    exact = hits / len(trainer.test_texts)
+    references = [r for _, r in trainer.test_texts]
+    exact = exact_match(hypotheses, references)
     report = {"checkpoint": "best.pt", "epoch": payload["epoch"],
-              "n": len(trainer.test_texts), "exact_match": exact}
+              "n": len(trainer.test_texts), "exact_match": exact,
+              "chrf": chrf(hypotheses, references)}
     trainer.run.write_text(trainer.run.test_metrics, json.dumps(report, indent=1) + "\n")
     return exact
 

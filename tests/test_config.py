@@ -74,6 +74,9 @@ BAD_CONFIGS = [
     ("fractions leave nothing", "data:\n  val_fraction: 0.5\n  test_fraction: 0.5\n",
      ["leaves no training pairs"]),
     ("empty held-out path", "data:\n  val_path: ''\n", ["data.val_path", "or null"]),
+    ("select_by without validation",
+     "data:\n  val_fraction: 0\ntrain:\n  select_by: exact_match\n",
+     ["train.select_by", "'exact_match'", "data.val_fraction", "data.val_path"]),
     ("dropout without layers", "model:\n  dropout: 0.3\n", ["model.dropout", "num_layers"]),
 ]
 

@@ -26,8 +26,8 @@ from seq2seq_cli.train import (
 from .conftest import TOY_PAIRS, write_config, write_tsv
 
 runner = CliRunner()
-METRIC_KEYS = {"epoch", "loss", "val_loss", "char_accuracy", "exact_match", "learning_rate",
-               "seconds", "eval_seconds", "chars_per_second"}
+METRIC_KEYS = {"epoch", "loss", "val_loss", "char_accuracy", "exact_match", "chrf",
+               "learning_rate", "seconds", "eval_seconds", "chars_per_second"}
 TIMING_KEYS = {"seconds", "eval_seconds", "chars_per_second"}
 
 
@@ -253,6 +253,47 @@ def test_early_stopping_uses_patience(tmp_path):
     result = train_from_config(config, tmp_path / "run", device="cpu")
     assert result.stop_reason == "early_stopping" and result.epochs_completed == 3
     assert result.best_epoch == 1
+
+
+@pytest.mark.parametrize("select_by", ["val_loss", "exact_match", "chrf"])
+def test_best_checkpoint_follows_the_selected_metric(tmp_path, select_by):
+    # Validation on the training pairs themselves: exact match and chrF climb as the
+    # model learns them by heart, so the three metrics pick different epochs.
+    val = write_tsv(tmp_path / "val.tsv", TOY_PAIRS)
+    config = load_config(_config(tmp_path, epochs=15), [
+        f"data.val_path={val}", "model.latent_dim=32", "train.optimizer=adam",
+        "train.learning_rate=0.02", "train.batch_size=4", "train.eval_samples=20",
+        f"train.select_by={select_by}", "train.plot=false"])
+    result = train_from_config(config, tmp_path / "run", device="cpu")
+    scores = [m[select_by] for m in _metrics(tmp_path / "run")]
+    assert len(set(scores)) > 3  # the metric moved, so the choice below means something
+    best = max(scores) if select_by != "val_loss" else min(scores)
+    assert result.best_epoch == scores.index(best) + 1  # the first epoch reaching the best
+    assert result.best_metrics[select_by] == best
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")["epoch"] == (
+        result.best_epoch)
+
+
+def test_epoch_chrf_is_sacrebleus_on_the_decoded_sample(tmp_path):
+    from sacrebleu.metrics import CHRF
+
+    events: list = []
+    config = load_config(_config(tmp_path, epochs=1), ["train.show_samples=4"])
+    train_from_config(config, tmp_path / "run", device="cpu", on_event=events.append)
+    ended = next(e for e in events if isinstance(e, EpochEnded))
+    assert len(ended.samples) == 4  # eval_samples is 4: the whole decoded sample is shown
+    hypotheses = [h for _, _, h in ended.samples]
+    references = [[r for _, r, _ in ended.samples]]
+    assert ended.metrics["chrf"] == pytest.approx(
+        CHRF().corpus_score(hypotheses, references).score)
+
+
+def test_plateau_schedule_maximises_a_higher_is_better_metric(tmp_path):
+    config = load_config(_config(tmp_path, epochs=1), ["train.select_by=chrf",
+                                                       "train.lr_schedule=plateau"])
+    train_from_config(config, tmp_path / "run", device="cpu")
+    payload = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert payload["scheduler"]["mode"] == "max"
 
 
 def test_events_report_every_epoch(tmp_path):

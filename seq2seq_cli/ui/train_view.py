@@ -123,7 +123,8 @@ class TrainView:
         self.console.print(
             f"epoch {m['epoch']:>3}/{self.epochs}  loss {m['loss']:.4f}  "
             f"val_loss {m['val_loss']:.4f}  char_acc {_format_metric(m['char_accuracy'], '.3f')}"
-            f"  exact {_format_metric(m['exact_match'], '.3f')}  lr {m['learning_rate']:.2g}  "
+            f"  exact {_format_metric(m['exact_match'], '.3f')}  "
+            f"chrF {_format_metric(m['chrf'], '.1f')}  lr {m['learning_rate']:.2g}  "
             f"{m['seconds']:.1f}s  {m['chars_per_second']:,.0f} chars/s{best}",
             highlight=False, soft_wrap=True)
         if e.samples:
@@ -154,11 +155,14 @@ class TrainView:
         self._stop_progress()
         if self.quiet:
             return
-        how = "stopped early (no val_loss improvement)" if (
+        how = f"stopped early (no {result.select_by} improvement)" if (
             result.stop_reason == "early_stopping") else "finished"
+        best = result.best_metrics
+        by = "" if result.select_by == "val_loss" else f" by {result.select_by}"
         lines = [f"{how} after {result.epochs_completed} epochs; best epoch "
-                 f"{result.best_epoch}: val_loss {result.best_val_loss:.4f}, exact match "
-                 f"{_format_metric(result.best_exact_match, '.3f')}"]
+                 f"{result.best_epoch}{by}: val_loss {result.best_val_loss:.4f}, exact match "
+                 f"{_format_metric(result.best_exact_match, '.3f')}, chrF "
+                 f"{_format_metric(best.get('chrf'), '.1f')}"]
         if result.test_exact_match is not None:
             lines.append(f"test exact match: {result.test_exact_match:.3f} "
                          f"({result.test_pairs:,} held-out pairs)")
