@@ -71,6 +71,10 @@ class ModelConfig:
                                  "2 × latent_dim units (forward and backward states joined).")
     dropout: float = option(0.0, "Dropout between stacked LSTM layers (needs num_layers > 1).",
                             min=0.0, below=1.0)
+    init: str = option("keras", "Initial weights. `keras`: as the Keras recipe's layers "
+                       "(Glorot-uniform input and dense weights, orthogonal recurrent weights, "
+                       "zero biases except 1 for the forget gate); `pytorch`: PyTorch's "
+                       "defaults (uniform in ±1/√units).", choices=("keras", "pytorch"))
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,12 @@ class Distributed:
             raise UserError(value)
         return value
 
+    def barrier(self) -> None:
+        """Wait for every rank. Needed before the group is torn down: rank 0 writes the last
+        checkpoint after the others are done, and a peer leaving meanwhile aborts gloo."""
+        if self.distributed:
+            torch_dist.barrier()
+
     def shard(self, rows: np.ndarray) -> tuple[np.ndarray, float]:
         """This rank's disjoint slice of a global batch, and the weight of its loss.
 

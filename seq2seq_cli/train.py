@@ -169,7 +169,9 @@ def train_from_config(config: Config, run_dir: str | Path, *, resume: bool = Fal
     with Distributed.from_environment(resolve_device(device)) as dist:
         trainer = _setup(config, RunDirectory(Path(run_dir)), resume, overwrite, dist,
                          on_event or (lambda event: None), should_stop or (lambda: False))
-        return _fit(trainer)
+        result = _fit(trainer)
+        dist.barrier()
+        return result
 
 
 def _setup(config: Config, run: RunDirectory, resume: bool, overwrite: bool,
@@ -324,6 +326,7 @@ def _train_epoch(trainer: Trainer) -> None:
                                     p.chars / max(p.train_seconds, 1e-9)))
         if trainer.dist.any(trainer.should_stop()):
             _save_last(trainer)
+            trainer.dist.barrier()
             raise TrainingStopped(trainer.run.root, epoch, p.batches_done)
 
 

@@ -82,6 +82,34 @@ def test_decoder_starts_from_the_encoders_final_state(bidirectional):
     assert model.decoder.hidden_size == h.shape[-1]
 
 
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_keras_initialization(bidirectional):
+    config = ModelConfig(latent_dim=8, num_layers=2, bidirectional=bidirectional)
+    model = build_model(config, 5, 7)
+    for lstm in (model.encoder, model.decoder):
+        units = lstm.hidden_size
+        for name, weight in lstm.named_parameters():
+            if name.startswith("weight_hh"):  # (4H, H) with orthonormal columns
+                torch.testing.assert_close(weight.T @ weight, torch.eye(units))
+            elif name.startswith("weight_ih"):  # Glorot uniform
+                limit = (6 / sum(weight.shape)) ** 0.5
+                assert weight.abs().max() <= limit and weight.std() > limit / 3
+            elif name.startswith("bias_ih"):  # forget gate 1, the other gates 0
+                expected = torch.zeros(4 * units)
+                expected[units:2 * units] = 1.0
+                torch.testing.assert_close(weight.detach(), expected)
+            else:
+                assert not weight.any(), name
+    assert not model.output.bias.any()
+
+
+def test_pytorch_initialization_is_uniform_in_one_over_root_units():
+    model = build_model(ModelConfig(latent_dim=16, init="pytorch"), 5, 7)
+    for name, weight in model.encoder.named_parameters():
+        assert weight.abs().max() <= 16 ** -0.5, name
+        assert weight.abs().max() > 0.9 * 16 ** -0.5, name  # spread over the whole range
+
+
 def test_decoder_output_depends_on_the_encoder():
     model, vocabs = _toy_model()
     pairs = EncodedPairs.from_pairs(TOY_PAIRS, vocabs)
