@@ -316,6 +316,30 @@ def test_epoch_chrf_is_sacrebleus_on_the_decoded_sample(tmp_path):
         CHRF().corpus_score(hypotheses, references).score)
 
 
+def test_validation_loss_is_the_mean_over_pairs_scored_one_at_a_time(tmp_path):
+    # Varied lengths, batches of 4: a pair's loss must not depend on its batch-mates.
+    val_pairs = [("one", "1"), ("seventeen", "17"), ("two", "2"), ("twenty", "20"),
+                 ("eleven", "11"), ("six", "6"), ("fourteen", "14")]
+    val = write_tsv(tmp_path / "val.tsv", val_pairs)
+    config = load_config(_config(tmp_path, epochs=1), [f"data.val_path={val}"])
+    train_from_config(config, tmp_path / "run", device="cpu")
+    payload = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    model, vocabs = _toy_model()
+    model.load_state_dict(payload["model"])
+    encoded = EncodedPairs.from_pairs(val_pairs, vocabs)
+    loss_sum = steps = 0.0
+    with torch.no_grad():
+        for row in range(len(val_pairs)):
+            batch = make_batch(encoded, np.array([row]), vocabs.source.num_features,
+                               vocabs.target.num_features)
+            logits = model(torch.from_numpy(batch.encoder_input),
+                           torch.from_numpy(batch.decoder_input))
+            loss_sum += float(sequence_loss(logits, torch.from_numpy(batch.decoder_target)))
+            steps += batch.real_target_steps
+    assert _metrics(tmp_path / "run")[0]["val_loss"] == pytest.approx(loss_sum / steps,
+                                                                     rel=1e-5)
+
+
 def test_plateau_schedule_maximises_a_higher_is_better_metric(tmp_path):
     config = load_config(_config(tmp_path, epochs=1), ["train.select_by=chrf",
                                                        "train.lr_schedule=plateau"])
