@@ -94,6 +94,7 @@ class TrainResult:
     test_pairs: int
     select_by: str = "val_loss"
     best_metrics: dict[str, Any] = field(default_factory=dict)  # the best epoch's metrics
+    test_chrf: float | None = None
 
 
 class TrainingStopped(Exception):
@@ -288,12 +289,12 @@ def _fit(trainer: Trainer) -> TrainResult:
         if out_of_patience and trainer.progress.epoch < t.epochs:
             stop_reason = "early_stopping"
             break
-    test_exact = _test_exact_match(trainer)
+    test = _score_test_split(trainer) or {}
     p = trainer.progress
     best_metrics = next((m for m in trainer.history if m["epoch"] == p.best_epoch), {})
     return TrainResult(trainer.run.root, p.epoch, stop_reason, p.best_epoch, p.best_val_loss,
-                       p.best_exact_match, test_exact, len(trainer.test_texts), t.select_by,
-                       best_metrics)
+                       p.best_exact_match, test.get("exact_match"), len(trainer.test_texts),
+                       t.select_by, best_metrics, test.get("chrf"))
 
 
 def _epoch_plan(trainer: Trainer, epoch: int) -> list[np.ndarray]:
@@ -545,20 +546,20 @@ def _greedy(trainer: Trainer, sources: list[str]) -> list[str]:
     return [hyps[0].text for hyps in results]
 
 
-def _test_exact_match(trainer: Trainer) -> float | None:
-    """Exact match of best.pt on the held-out test split (rank 0, when there is one)."""
+def _score_test_split(trainer: Trainer) -> dict[str, Any] | None:
+    """Exact match and chrF of best.pt on the held-out test split (rank 0, when there is
+    one), also written to test_metrics.json."""
     if not trainer.test_texts or not trainer.dist.is_main or not trainer.run.best.exists():
         return None
     payload = load_checkpoint(trainer.run.best)
     trainer.model.load_state_dict(payload["model"])
     hypotheses = _greedy(trainer, [s for s, _ in trainer.test_texts])
     references = [r for _, r in trainer.test_texts]
-    exact = exact_match(hypotheses, references)
     report = {"checkpoint": "best.pt", "epoch": payload["epoch"],
-              "n": len(trainer.test_texts), "exact_match": exact,
+              "n": len(trainer.test_texts), "exact_match": exact_match(hypotheses, references),
               "chrf": chrf(hypotheses, references)}
     trainer.run.write_text(trainer.run.test_metrics, json.dumps(report, indent=1) + "\n")
-    return exact
+    return report
 
 
 # ---------------------------------------------------------------- checkpoints

@@ -377,6 +377,7 @@ def test_test_split_is_scored_with_the_best_checkpoint(tmp_path):
     report = json.loads((tmp_path / "run" / "test_metrics.json").read_text(encoding="utf-8"))
     assert report["n"] == result.test_pairs == 4
     assert report["exact_match"] == result.test_exact_match
+    assert report["chrf"] == result.test_chrf and 0 <= result.test_chrf <= 100
 
 
 def test_validation_and_test_files_are_used_whole(tmp_path):

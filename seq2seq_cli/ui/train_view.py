@@ -164,7 +164,8 @@ class TrainView:
                  f"{_format_metric(result.best_exact_match, '.3f')}, chrF "
                  f"{_format_metric(best.get('chrf'), '.1f')}"]
         if result.test_exact_match is not None:
-            lines.append(f"test exact match: {result.test_exact_match:.3f} "
+            lines.append(f"test exact match: {result.test_exact_match:.3f}, chrF "
+                         f"{_format_metric(result.test_chrf, '.1f')} "
                          f"({result.test_pairs:,} held-out pairs)")
         lines.append(f"checkpoint: {result.run_dir / 'checkpoints' / 'best.pt'}")
         lines.append(f'translate:  seq2seq translate {result.run_dir} "some text"')
