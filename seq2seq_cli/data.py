@@ -165,7 +165,8 @@ def _parse_line(line: bytes) -> Pair:
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"invalid UTF-8 at byte {exc.start}") from None
+        raise ValueError(f"invalid UTF-8 at byte {exc.start}: the corpus must be UTF-8 text; "
+                         "convert it first, e.g. with `iconv -f WINDOWS-1252 -t UTF-8`") from None
     columns = text.split("\t")
     if len(columns) < 2:
         raise ValueError("no tab: expected `source<TAB>target`")

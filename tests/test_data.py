@@ -61,7 +61,8 @@ BAD_CORPORA = [
     ("no tab", b"a\tb\nno tab here\n", "line 2" , "no tab"),
     ("empty source", b"a\tb\n\tx\n", "line 2", "empty source"),
     ("empty target", b"a\tb\nc\td\ne\t \n", "line 3", "empty target"),
-    ("invalid utf-8", b"a\tb\n\xff\xfe\tc\n", "line 2", "invalid UTF-8"),
+    ("invalid utf-8", b"a\tb\n\xff\xfe\tc\n", "line 2", "invalid UTF-8 at byte 0: the corpus "
+     "must be UTF-8"),
     ("too many columns", b"a\tb\tc\td\n", "line 1", "columns"),
 ]
 
