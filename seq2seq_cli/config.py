@@ -71,6 +71,10 @@ class ModelConfig:
                                  "2 × latent_dim units (forward and backward states joined).")
     dropout: float = option(0.0, "Dropout between stacked LSTM layers (needs num_layers > 1).",
                             min=0.0, below=1.0)
+    reverse_source: bool = option(False, "Feed each source to the encoder last character "
+                                  "first (Sutskever et al., 2014): the first target characters "
+                                  "then depend on the most recently read ones. Helps on "
+                                  "fra-eng, hurts on the dates demo; see the README.")
     init: str = option("keras", "Initial weights. `keras`: as the Keras recipe's layers "
                        "(Glorot-uniform input and dense weights, orthogonal recurrent weights, "
                        "zero biases except 1 for the forget gate); `pytorch`: PyTorch's "

@@ -25,6 +25,7 @@ class Seq2Seq(nn.Module):
         super().__init__()
         self.num_layers = config.num_layers
         self.directions = 2 if config.bidirectional else 1
+        self.reverse_source = config.reverse_source
         dropout = config.dropout if config.num_layers > 1 else 0.0
         self.encoder = nn.LSTM(source_features, config.latent_dim, config.num_layers,
                                batch_first=True, dropout=dropout,
@@ -34,7 +35,14 @@ class Seq2Seq(nn.Module):
         self.output = nn.Linear(decoder_units(config), target_features)
 
     def encode(self, encoder_input: torch.Tensor) -> State:
-        """(B, S, Fs) one-hot sources → the decoder's initial state."""
+        """(B, S, Fs) one-hot sources → the decoder's initial state.
+
+        With ``reverse_source`` the encoder reads each source last character first. Every
+        caller but the Keras layout passes unpadded sources here, so reversing the time
+        axis reverses exactly the real characters.
+        """
+        if self.reverse_source:
+            encoder_input = encoder_input.flip(1)  # (B, S, Fs), time reversed
         _, (h, c) = self.encoder(encoder_input)  # each (L * dirs, B, H)
         return self._join_directions(h), self._join_directions(c)
 

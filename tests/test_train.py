@@ -9,7 +9,7 @@ import torch
 from typer.testing import CliRunner
 
 from seq2seq_cli.batching import IGNORE_INDEX, epoch_batches, make_batch
-from seq2seq_cli.checkpoint import load_checkpoint
+from seq2seq_cli.checkpoint import load_checkpoint, load_trained_model
 from seq2seq_cli.cli import app
 from seq2seq_cli.config import ModelConfig, load_config
 from seq2seq_cli.data import EncodedPairs, build_vocabularies
@@ -108,6 +108,29 @@ def test_pytorch_initialization_is_uniform_in_one_over_root_units():
     for name, weight in model.encoder.named_parameters():
         assert weight.abs().max() <= 16 ** -0.5, name
         assert weight.abs().max() > 0.9 * 16 ** -0.5, name  # spread over the whole range
+
+
+def test_reversed_source_is_read_last_character_first():
+    forward = build_model(ModelConfig(latent_dim=8), 5, 7)
+    backward = build_model(ModelConfig(latent_dim=8, reverse_source=True), 5, 7)
+    backward.load_state_dict(forward.state_dict())
+    text = torch.eye(5)[[0, 3, 1, 1]][None]  # (1, 4, 5) one-hot "a d b b"
+    for got, want in zip(backward.encode(text), forward.encode(text.flip(1))):
+        torch.testing.assert_close(got, want)
+    assert not torch.allclose(backward.encode(text)[0], forward.encode(text)[0])
+
+
+def test_reversed_source_model_trains_and_translates_exactly_in_batches(tmp_path):
+    config = load_config(_config(tmp_path, epochs=1), ["model.reverse_source=true"])
+    train_from_config(config, tmp_path / "run", device="cpu")
+    trained = load_trained_model(tmp_path / "run")
+    assert trained.model.reverse_source
+    sources = [s for s, _ in TOY_PAIRS]
+    batched = translate_texts(trained.model, trained.vocabs, sources, max_length=6,
+                              device="cpu")
+    alone = [translate_texts(trained.model, trained.vocabs, [s], max_length=6,
+                             device="cpu")[0] for s in sources]
+    assert [h[0].text for h in batched] == [h[0].text for h in alone]
 
 
 def test_decoder_output_depends_on_the_encoder():
