@@ -433,3 +433,25 @@ def test_fp16_on_the_cpu_is_a_config_error(tmp_path):
     with pytest.raises(UserError, match="fp16"):
         train_from_config(config, tmp_path / "run", device="cpu")
     assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_log_output_gets_a_progress_line_each_interval_of_a_long_epoch(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from seq2seq_cli.train import BatchEnded, EpochStarted
+    from seq2seq_cli.ui.train_view import LOG_INTERVAL, TrainView
+
+    now = [0.0]
+    out = io.StringIO()
+    view = TrainView(tmp_path / "c.yaml", console=Console(file=out, width=200),
+                     clock=lambda: now[0])
+    assert not view.live  # a file is a log, not a terminal
+    view.handle(EpochStarted(epoch=1, batches=100, first_batch=0))
+    for batch in range(1, 101):
+        now[0] += LOG_INTERVAL / 10  # ten batches per interval
+        view.handle(BatchEnded(1, batch, 100, loss=1.5, chars_per_second=1234.0))
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 10
+    assert lines[0] == "  epoch 1: batch 10/100  loss 1.5000  1,234 chars/s"

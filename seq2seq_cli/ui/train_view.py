@@ -1,8 +1,11 @@
-"""How ``seq2seq train`` looks: rich progress bars in a terminal, one line per epoch in logs."""
+"""How ``seq2seq train`` looks: rich progress bars in a terminal; in logs one line per epoch,
+plus a progress line each LOG_INTERVAL seconds of a long epoch."""
 
 from __future__ import annotations
 
 import signal
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -61,13 +64,19 @@ class StopOnSignal:
         return 128 + (self.signal_number or signal.SIGINT)
 
 
+LOG_INTERVAL = 60.0  # seconds between progress lines inside an epoch, when not in a terminal
+
+
 def _format_metric(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
 class TrainView:
-    def __init__(self, config_path: Path, quiet: bool = False, console: Console | None = None):
+    def __init__(self, config_path: Path, quiet: bool = False, console: Console | None = None,
+                 clock: Callable[[], float] = time.monotonic):
         self.config_path = config_path
+        self.clock = clock
+        self.last_log = clock()
         self.quiet = quiet
         self.console = console or Console()
         self.errors = Console(stderr=True)
@@ -101,6 +110,7 @@ class TrainView:
             highlight=False, soft_wrap=True)
 
     def _epoch_started(self, e: EpochStarted) -> None:
+        self.last_log = self.clock()
         if not self.live:
             return
         self.progress = Progress(
@@ -112,6 +122,11 @@ class TrainView:
         self.progress.start()
 
     def _batch_ended(self, e: BatchEnded) -> None:
+        if not self.live and self.clock() - self.last_log >= LOG_INTERVAL:
+            self.last_log = self.clock()
+            self.console.print(f"  epoch {e.epoch}: batch {e.batch:,}/{e.batches:,}  loss "
+                               f"{e.loss:.4f}  {e.chars_per_second:,.0f} chars/s",
+                               highlight=False, soft_wrap=True)
         if self.progress is not None and self.task is not None:
             self.progress.update(self.task, completed=e.batch, loss=f"{e.loss:.4f}",
                                  speed=f"{e.chars_per_second:,.0f}")
