@@ -180,15 +180,20 @@ def _setup(config: Config, run: RunDirectory, resume: bool, overwrite: bool,
            should_stop: Callable[[], bool]) -> Trainer:
     _check_precision(config, dist.device)  # before anything is written
     threads = configure_threads(config.train.threads, dist.local_world_size)
-    payload = dist.from_main(lambda: _prepare_run(config, run, resume, overwrite))
+    payload = dist.from_main(lambda: _check_run_dir(config, run, resume, overwrite))
     if payload is not None:
         config = _resumed_config(config, payload)
+    # Every check that a config or corpus can fail comes before the run directory is
+    # touched: a typo leaves no half-made run behind, and --overwrite deletes nothing.
     corpus = load_corpus(config.data)
+    if config.train.select_by != "val_loss" and not corpus.val:
+        raise DataError(f"train.select_by = {config.train.select_by!r} needs validation "
+                        f"pairs, and the split of {config.data.path} left none; use "
+                        "data.val_path or a larger corpus")
     vocabs = (Vocabularies.from_dict(payload["vocab"]) if payload is not None
               else build_vocabularies(corpus.train))
-    if dist.is_main and payload is None:
-        run.write_text(run.config, dump_config(config))
-        run.write_text(run.vocab, vocabs.to_json())
+    if payload is None:
+        dist.from_main(lambda: _lay_out_run(run, overwrite, config, vocabs))
     trainer = _build_trainer(config, run, vocabs, corpus, dist, on_event, should_stop)
     if payload is not None:
         _restore(trainer, payload)
@@ -200,17 +205,24 @@ def _setup(config: Config, run: RunDirectory, resume: bool, overwrite: bool,
     return trainer
 
 
-def _prepare_run(config: Config, run: RunDirectory, resume: bool,
-                 overwrite: bool) -> dict[str, Any] | None:
-    """Runs on rank 0 only: check and lay out the run directory, load last.pt to resume."""
+def _check_run_dir(config: Config, run: RunDirectory, resume: bool,
+                   overwrite: bool) -> dict[str, Any] | None:
+    """Runs on rank 0 only: check the run directory, and load last.pt to resume."""
     run.check_usable(resume=resume, overwrite=overwrite)
-    if resume:
-        payload = load_checkpoint(run.last)
-        _check_resumable(config, payload, run)
-        run.remove_temporaries()  # left by a killed process; last.pt is intact without them
-        return payload
+    if not resume:
+        return None
+    payload = load_checkpoint(run.last)
+    _check_resumable(config, payload, run)
+    run.remove_temporaries()  # left by a killed process; last.pt is intact without them
+    return payload
+
+
+def _lay_out_run(run: RunDirectory, overwrite: bool, config: Config,
+                 vocabs: Vocabularies) -> None:
+    """Runs on rank 0 only: a new run directory with its config and vocabularies."""
     run.prepare(overwrite=overwrite)
-    return None
+    run.write_text(run.config, dump_config(config))
+    run.write_text(run.vocab, vocabs.to_json())
 
 
 def _check_resumable(config: Config, payload: dict[str, Any], run: RunDirectory) -> None:

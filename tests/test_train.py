@@ -287,6 +287,20 @@ def test_existing_run_is_refused_without_overwrite(tmp_path):
     assert (run / "checkpoints" / "last.pt").read_bytes() != before
 
 
+def test_a_corpus_typo_writes_nothing_and_overwrite_then_deletes_nothing(tmp_path):
+    config, run = _config(tmp_path, epochs=1), tmp_path / "run"
+    typo = ["--set", f"data.path={tmp_path / 'toy.tvs'}"]
+    failed = runner.invoke(app, ["train", str(config), "--run-dir", str(run), *typo])
+    assert failed.exit_code == 2 and "toy.tvs" in failed.stderr
+    assert not run.exists()  # so the corrected command is not refused as an existing run
+    assert runner.invoke(app, ["train", str(config), "--run-dir", str(run)]).exit_code == 0
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    again = runner.invoke(app, ["train", str(config), "--run-dir", str(run), "--overwrite",
+                                *typo])
+    assert again.exit_code == 2
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
 def test_resume_without_a_run_and_changed_model_are_refused(tmp_path):
     config, run = _config(tmp_path, epochs=1), tmp_path / "run"
     nothing = runner.invoke(app, ["train", str(config), "--run-dir", str(run), "--resume"])
@@ -323,6 +337,17 @@ def test_best_checkpoint_follows_the_selected_metric(tmp_path, select_by):
     assert result.best_metrics[select_by] == best
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")["epoch"] == (
         result.best_epoch)
+
+
+def test_select_by_a_decoded_metric_without_validation_pairs_is_refused(tmp_path):
+    corpus = write_tsv(tmp_path / "one.tsv", [("one", "1")])  # too small to split
+    config = write_config(tmp_path / "c.yaml", {
+        "data": {"path": str(corpus)}, "model": {"latent_dim": 8},
+        "train": {"select_by": "chrf", "lr_schedule": "plateau", "epochs": 2}})
+    result = runner.invoke(app, ["train", str(config), "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert "train.select_by" in result.stderr and "left none" in result.stderr
+    assert not (tmp_path / "run").exists()
 
 
 def test_epoch_chrf_is_sacrebleus_on_the_decoded_sample(tmp_path):
