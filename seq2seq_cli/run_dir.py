@@ -4,19 +4,22 @@
 RUN_DIR/config.yaml            the fully resolved config (file + overrides)
 RUN_DIR/vocab.json             both vocabularies
 RUN_DIR/checkpoints/last.pt    every epoch (and on Ctrl-C / SIGTERM), written atomically
-RUN_DIR/checkpoints/best.pt    best validation loss so far
+RUN_DIR/checkpoints/best.pt    best epoch so far by train.select_by
 RUN_DIR/metrics.jsonl          one JSON object per epoch
 RUN_DIR/samples/epoch-NNN.txt  translations of fixed validation sources, with references
-RUN_DIR/test_metrics.json      exact match of best.pt on the test split (when there is one)
+RUN_DIR/test_metrics.json      exact match and chrF of best.pt on the test split (if any)
 RUN_DIR/curves.png             loss and accuracy curves (with the `plot` extra)
+RUN_DIR/.lock                  held by the process training into the directory
 ```
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,7 @@ from seq2seq_cli.errors import RunDirError
 
 RUN_FILES = ("config.yaml", "vocab.json", "metrics.jsonl", "test_metrics.json", "curves.png")
 RUN_DIRS = ("checkpoints", "samples")
+LOCK_FILE = ".lock"
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,33 @@ class RunDirectory:
             raise RunDirError(f"{self.root}: cannot create it ({existing} is not a directory)")
         if not os.access(existing, os.W_OK | os.X_OK):
             raise RunDirError(f"{self.root}: cannot write here ({existing} is not writable)")
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the directory while training: a second process training into it is refused.
+
+        An advisory ``flock``: the system drops it when the process ends however it ends,
+        so a killed run never leaves a stale lock. (Without fcntl, not on POSIX, no lock.)
+        """
+        try:
+            import fcntl
+        except ImportError:
+            yield
+            return
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            handle = open(self.root / LOCK_FILE, "a")  # noqa: SIM115 - held until the end
+        except OSError as exc:
+            raise RunDirError(f"{self.root}: cannot create the run directory "
+                              f"({exc.strerror})") from None
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RunDirError(f"{self.root}: another process is training into this run "
+                                  "directory; wait for it to end or choose another "
+                                  "--run-dir") from None
+            yield
 
     def prepare(self, *, overwrite: bool) -> None:
         """Create the layout; with ``overwrite``, remove only the files a run writes."""

@@ -167,20 +167,24 @@ def train_from_config(config: Config, run_dir: str | Path, *, resume: bool = Fal
                       on_event: EventHandler | None = None,
                       should_stop: Callable[[], bool] | None = None) -> TrainResult:
     """Train as ``config`` says into ``run_dir`` and return the outcome."""
-    with Distributed.from_environment(resolve_device(device)) as dist:
+    with Distributed.from_environment(resolve_device(device)) as dist, \
+            contextlib.ExitStack() as run_lock:
         trainer = _setup(config, RunDirectory(Path(run_dir)), resume, overwrite, dist,
-                         on_event or (lambda event: None), should_stop or (lambda: False))
+                         run_lock, on_event or (lambda event: None),
+                         should_stop or (lambda: False))
         result = _fit(trainer)
         dist.barrier()
         return result
 
 
 def _setup(config: Config, run: RunDirectory, resume: bool, overwrite: bool,
-           dist: Distributed, on_event: EventHandler,
+           dist: Distributed, run_lock: contextlib.ExitStack, on_event: EventHandler,
            should_stop: Callable[[], bool]) -> Trainer:
+    """Check, load and lay out everything; rank 0 holds the run directory's lock in
+    ``run_lock`` until training ends."""
     _check_precision(config, dist.device)  # before anything is written
     threads = configure_threads(config.train.threads, dist.local_world_size)
-    payload = dist.from_main(lambda: _check_run_dir(config, run, resume, overwrite))
+    payload = dist.from_main(lambda: _check_run_dir(config, run, resume, overwrite, run_lock))
     if payload is not None:
         config = _resumed_config(config, payload)
     # Every check that a config or corpus can fail comes before the run directory is
@@ -193,7 +197,7 @@ def _setup(config: Config, run: RunDirectory, resume: bool, overwrite: bool,
     vocabs = (Vocabularies.from_dict(payload["vocab"]) if payload is not None
               else build_vocabularies(corpus.train))
     if payload is None:
-        dist.from_main(lambda: _lay_out_run(run, overwrite, config, vocabs))
+        dist.from_main(lambda: _lay_out_run(run, overwrite, config, vocabs, run_lock))
     trainer = _build_trainer(config, run, vocabs, corpus, dist, on_event, should_stop)
     if payload is not None:
         _restore(trainer, payload)
@@ -205,21 +209,26 @@ def _setup(config: Config, run: RunDirectory, resume: bool, overwrite: bool,
     return trainer
 
 
-def _check_run_dir(config: Config, run: RunDirectory, resume: bool,
-                   overwrite: bool) -> dict[str, Any] | None:
-    """Runs on rank 0 only: check the run directory, and load last.pt to resume."""
+def _check_run_dir(config: Config, run: RunDirectory, resume: bool, overwrite: bool,
+                   run_lock: contextlib.ExitStack) -> dict[str, Any] | None:
+    """Runs on rank 0 only: check the run directory; to resume, lock it and load last.pt."""
     run.check_usable(resume=resume, overwrite=overwrite)
     if not resume:
-        return None
+        return None  # a new run is locked once its config and corpus have loaded
+    run_lock.enter_context(run.locked())
     payload = load_checkpoint(run.last)
     _check_resumable(config, payload, run)
     run.remove_temporaries()  # left by a killed process; last.pt is intact without them
     return payload
 
 
-def _lay_out_run(run: RunDirectory, overwrite: bool, config: Config,
-                 vocabs: Vocabularies) -> None:
-    """Runs on rank 0 only: a new run directory with its config and vocabularies."""
+def _lay_out_run(run: RunDirectory, overwrite: bool, config: Config, vocabs: Vocabularies,
+                 run_lock: contextlib.ExitStack) -> None:
+    """Runs on rank 0 only: lock a new run directory, lay it out with its config and
+    vocabularies."""
+    run_lock.enter_context(run.locked())
+    # Checked again under the lock: another process may have started a run meanwhile.
+    run.check_usable(resume=False, overwrite=overwrite)
     run.prepare(overwrite=overwrite)
     run.write_text(run.config, dump_config(config))
     run.write_text(run.vocab, vocabs.to_json())

@@ -301,6 +301,25 @@ def test_a_corpus_typo_writes_nothing_and_overwrite_then_deletes_nothing(tmp_pat
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
 
 
+def test_a_run_directory_in_use_is_refused_and_left_alone(tmp_path):
+    from seq2seq_cli.run_dir import RunDirectory
+
+    config, run = _config(tmp_path, epochs=1), tmp_path / "run"
+    assert runner.invoke(app, ["train", str(config), "--run-dir", str(run)]).exit_code == 0
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    with RunDirectory(run).locked():  # as a training process holds it
+        for flags in (["--resume"], ["--overwrite"]):
+            busy = runner.invoke(app, ["train", str(config), "--run-dir", str(run), *flags])
+            assert busy.exit_code == 2 and "another process is training" in busy.stderr
+        fresh = runner.invoke(app, ["train", str(config), "--run-dir", str(tmp_path / "new")])
+        assert fresh.exit_code == 0  # other directories are not affected
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    # The lock ends with its holder: the run can be resumed now.
+    resumed = runner.invoke(app, ["train", str(config), "--run-dir", str(run), "--resume",
+                                  "--set", "train.epochs=2"])
+    assert resumed.exit_code == 0, resumed.output
+
+
 def test_resume_without_a_run_and_changed_model_are_refused(tmp_path):
     config, run = _config(tmp_path, epochs=1), tmp_path / "run"
     nothing = runner.invoke(app, ["train", str(config), "--run-dir", str(run), "--resume"])
