@@ -2,7 +2,7 @@
 
 Every default, bound and allowed value lives in the field definitions below, and nowhere
 else; the README's config reference is generated from the same metadata
-(``config_reference()``). YAML is read with ``yaml.safe_load`` so a file cannot construct
+(``config_reference()``). YAML is read with a ``yaml.SafeLoader`` so a file cannot construct
 Python objects.
 """
 
@@ -211,7 +211,10 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         reason = getattr(exc, "strerror", None) or exc
         raise ConfigError(f"{path}: cannot read ({reason})") from None
     try:
-        tree = yaml.safe_load(text)
+        tree = yaml.load(text, Loader=_StrictSafeLoader)  # a SafeLoader: plain data only
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{path}: line {exc.line}: key '{exc.key}' is given twice in one "
+                          "section; only one value can count, so say it once") from None
     except yaml.constructor.ConstructorError as exc:
         tag = getattr(exc, "problem", "") or "unsupported tag"
         raise ConfigError(f"{path}: refused YAML tag ({tag.strip()}); configs are plain "
@@ -233,6 +236,29 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: the top level must be a mapping of sections "
                           f"({', '.join(SECTIONS)}), got {type(tree).__name__}")
     return tree
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, line: int):
+        super().__init__(f"duplicate key {key!r} at line {line}")
+        self.key, self.line = key, line
+
+
+class _StrictSafeLoader(yaml.SafeLoader):
+    """``yaml.safe_load``, except that a key repeated in one mapping is an error: plain
+    PyYAML keeps the last value silently, so a forgotten second ``epochs:`` would win."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                if key in seen:
+                    raise _DuplicateKey(key, key_node.start_mark.line + 1)
+                seen.add(key)
+            except TypeError:  # an unhashable key: PyYAML's own error follows below
+                pass
+        return super().construct_mapping(node, deep=deep)
 
 
 def _build_section(cls: type, section: str, values: Any, source: str) -> Any:

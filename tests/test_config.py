@@ -77,6 +77,10 @@ BAD_CONFIGS = [
     ("select_by without validation",
      "data:\n  val_fraction: 0\ntrain:\n  select_by: exact_match\n",
      ["train.select_by", "'exact_match'", "data.val_fraction", "data.val_path"]),
+    ("key given twice", "train:\n  epochs: 5\n  batch_size: 8\n  epochs: 50\n",
+     ["line 4", "'epochs'", "twice"]),
+    ("section given twice", "train:\n  epochs: 5\nmodel: {}\ntrain:\n  seed: 1\n",
+     ["line 4", "'train'", "twice"]),
     ("dropout without layers", "model:\n  dropout: 0.3\n", ["model.dropout", "num_layers"]),
 ]
 
