@@ -66,8 +66,24 @@ def user_errors(command):
         except UserError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
+        except (MemoryError, RuntimeError) as exc:
+            if not _is_out_of_memory(exc):
+                raise
+            detail = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+            typer.echo(f"error: out of memory ({detail}); use smaller "
+                       "batches (train.batch_size, --batch-size) or drop long pairs "
+                       "(data.max_source_length, data.max_target_length). Checkpoints "
+                       "already written are intact.", err=True)
+            raise typer.Exit(2) from None
 
     return wrapper
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    # By name and message: torch is not imported here (it would slow down --help), and on
+    # the CPU PyTorch reports a failed allocation as a plain RuntimeError.
+    return (isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
+            or "can't allocate memory" in str(exc) or "out of memory" in str(exc))
 
 
 def _version_callback(value: bool) -> None:

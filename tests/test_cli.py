@@ -53,3 +53,23 @@ def test_python_dash_m_runs_the_cli():
 def test_unknown_command_is_a_usage_error():
     result = runner.invoke(app, ["trian"])
     assert result.exit_code == 2
+
+
+def test_out_of_memory_is_a_clear_error_and_other_failures_are_not_hidden(monkeypatch,
+                                                                          tiny_config):
+    import seq2seq_cli.train
+
+    def fail_with(exc):
+        def train_from_config(*args, **kwargs):
+            raise exc
+        monkeypatch.setattr(seq2seq_cli.train, "train_from_config", train_from_config)
+
+    for exc in (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to "
+                             "allocate 9999999999 bytes"), MemoryError()):
+        fail_with(exc)
+        result = runner.invoke(app, ["train", str(tiny_config)])
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith("error: out of memory") and "batch_size" in result.stderr
+    fail_with(RuntimeError("a bug"))
+    result = runner.invoke(app, ["train", str(tiny_config)])
+    assert result.exit_code == 1 and isinstance(result.exception, RuntimeError)
