@@ -174,6 +174,8 @@ def translate(
     )
     from seq2seq_cli.ui.translate_view import render_warnings, source_lines, write_translations
 
+    if input == "-" and sys.stdin.isatty():
+        batch_size = 1  # someone typing: answer each line at once, not after 256 of them
     settings = TranslateSettings(beam_size, n_best, length_penalty, batch_size, max_length)
     settings.check()
     sources = source_lines(texts or [], input, output)  # input errors before the model loads

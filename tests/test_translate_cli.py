@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import select
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +124,28 @@ def test_input_file_keeps_line_alignment_with_empty_lines(run_dir: Path, tmp_pat
 def test_stdin(run_dir: Path):
     result = translate(run_dir, "--input", "-", input="ab\nabcab\n\ncab")
     assert assert_ok(result) == ["xy", "zyx", "", "xz"]
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_a_terminal_on_stdin_gets_each_answer_before_the_next_line(run_dir: Path):
+    controller, terminal = os.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "seq2seq_cli", "translate", str(run_dir), "--input", "-",
+         "--device", "cpu"], stdin=terminal, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        answers = []
+        for source in ("ab", "bca", "abcab"):
+            os.write(controller, source.encode() + b"\n")  # the stream stays open
+            ready, _, _ = select.select([process.stdout], [], [], 60)
+            assert ready, f"no answer to {source!r} while stdin was still open"
+            answers.append(process.stdout.readline().decode().strip())
+        assert answers == ["xy", "yzyx", "zyx"]
+    finally:
+        os.write(controller, b"\x04")  # end of input, as Ctrl-D
+        process.wait(timeout=60)
+        os.close(controller)
+        os.close(terminal)
+    assert process.returncode == 0
 
 
 def test_output_file_and_small_batches(run_dir: Path, tmp_path: Path):
