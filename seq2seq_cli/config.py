@@ -31,7 +31,7 @@ def option(default: Any, help: str, *, min: float | None = None, max: float | No
 class DataConfig:
     path: str = option("data/dates.tsv", "Parallel corpus: `source<TAB>target` per line "
                        "(a third attribution column is ignored). Relative to the working "
-                       "directory.")
+                       "directory; `~` is the home directory.")
     num_samples: int | None = option(None, "Use only the first N pairs of the file "
                                      "(null: all).", min=1)
     max_source_length: int | None = option(None, "Drop pairs whose source is longer "

@@ -118,9 +118,10 @@ def read_pairs(path: str | Path, *, limit: int | None = None, skip_malformed: bo
 
     Blank lines are ignored. A malformed line (no tab, too many columns, an empty side,
     invalid UTF-8) fails with its line number, or is counted when ``skip_malformed``.
-    ``key`` is the config key named when the file is missing.
+    ``key`` is the config key named when the file is missing. A leading ``~`` is the
+    home directory, as in a shell.
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     raw = _read_bytes(path, key)
     pairs: list[Pair] = []
     blank = malformed = line_no = 0

@@ -110,6 +110,12 @@ def test_unusable_files(tmp_path, setup, fragment):
         read_pairs(path)
 
 
+def test_a_leading_tilde_is_the_home_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    write_tsv(tmp_path / "c.tsv", TOY_PAIRS)
+    assert read_pairs("~/c.tsv").pairs == TOY_PAIRS
+
+
 def test_file_with_no_usable_pair(tmp_path):
     path = tmp_path / "c.tsv"
     path.write_bytes(b"no tab\n")
