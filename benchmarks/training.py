@@ -12,6 +12,7 @@ construction included, validation excluded: the trainer's "seconds" metric.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from collections.abc import Callable, Iterator
@@ -62,8 +63,10 @@ def recipe_config(corpus: Path, samples: int | None, epochs: int,
 
 def start_trainer(config: Config, run_dir: Path) -> Trainer:
     """A fresh trainer (seeded initialisation) writing into ``run_dir``, one process."""
+    # The run directory's lock lives as long as the stack: for a benchmark, that is fine.
     return _setup(config, RunDirectory(run_dir), False, False,
-                  Distributed(torch.device("cpu")), lambda event: None, lambda: False)
+                  Distributed(torch.device("cpu")), contextlib.ExitStack(),
+                  lambda event: None, lambda: False)
 
 
 def epoch_in_steps(trainer: Trainer) -> Iterator[None]:
