@@ -124,7 +124,7 @@ def train(
 
     target = run_dir if run_dir is not None else Path("runs") / config.stem
     # Under torchrun every rank runs this command; only rank 0 talks to the user.
-    view = TrainView(config, quiet=quiet or os.environ.get("RANK", "0") != "0")
+    view = TrainView(config, quiet=quiet, silent=os.environ.get("RANK", "0") != "0")
     with StopOnSignal() as stop:
         try:
             result = train_from_config(cfg, target, resume=resume, overwrite=overwrite,

@@ -73,14 +73,17 @@ def _format_metric(value: float | None, spec: str) -> str:
 
 class TrainView:
     def __init__(self, config_path: Path, quiet: bool = False, console: Console | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, silent: bool = False):
+        """``quiet``: only errors and the stop notice; ``silent`` (torchrun ranks other
+        than 0, whose rank 0 says it all): nothing."""
         self.config_path = config_path
         self.clock = clock
         self.last_log = clock()
-        self.quiet = quiet
+        self.quiet = quiet or silent
+        self.silent = silent
         self.console = console or Console()
         self.errors = Console(stderr=True)
-        self.live = self.console.is_terminal and not quiet
+        self.live = self.console.is_terminal and not self.quiet
         self.progress: Progress | None = None
         self.task: TaskID | None = None
         self.run_dir: Path | None = None
@@ -160,6 +163,8 @@ class TrainView:
 
     def stopped(self, exc: TrainingStopped) -> None:
         self._stop_progress()
+        if self.silent:
+            return
         self.errors.print(
             f"stopped in epoch {exc.epoch} after batch {exc.batch}; saved "
             f"{exc.run_dir / 'checkpoints' / 'last.pt'}. Resume with:\n"
