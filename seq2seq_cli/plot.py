@@ -18,7 +18,7 @@ from seq2seq_cli.atomic import atomic_write  # noqa: E402
 
 
 def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
-    """Rewrite ``path`` with loss (left) and accuracy (right) per epoch."""
+    """Rewrite ``path`` with loss (left) and accuracy, exact match and chrF (right) per epoch."""
     epochs = [m["epoch"] for m in history]
     figure, (losses, accuracies) = plt.subplots(1, 2, figsize=(10, 4))
     losses.plot(epochs, [m["loss"] for m in history], label="train loss")
@@ -26,8 +26,9 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
     losses.set_xlabel("epoch")
     losses.set_yscale("log")
     losses.legend()
-    for key, label in (("char_accuracy", "char accuracy"), ("exact_match", "exact match")):
-        points = [(m["epoch"], m[key]) for m in history if m.get(key) is not None]
+    for key, label, scale in (("char_accuracy", "char accuracy", 1), ("exact_match",
+                              "exact match", 1), ("chrf", "chrF / 100", 100)):
+        points = [(m["epoch"], m[key] / scale) for m in history if m.get(key) is not None]
         if points:
             accuracies.plot(*zip(*points), label=label, marker=".")
     accuracies.set_xlabel("epoch")
