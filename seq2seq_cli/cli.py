@@ -145,7 +145,8 @@ def train(
 def translate(
     model: ModelArg,
     texts: Annotated[Optional[list[str]], typer.Argument(  # noqa: UP045
-        help="Source texts to translate (or use --input).", show_default=False)] = None,
+        help="Source texts to translate (or use --input, or pipe them in).",
+        show_default=False)] = None,
     input: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--input", "-i", help="Read sources from FILE, one per line; '-' reads stdin.")] = None,
     output: Annotated[Optional[Path], typer.Option(  # noqa: UP045

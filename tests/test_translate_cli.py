@@ -148,6 +148,10 @@ def test_a_terminal_on_stdin_gets_each_answer_before_the_next_line(run_dir: Path
     assert process.returncode == 0
 
 
+def test_piped_stdin_is_read_without_input_option(run_dir: Path):
+    assert assert_ok(translate(run_dir, input="ab\ncab\n")) == ["xy", "xz"]
+
+
 def test_output_file_and_small_batches(run_dir: Path, tmp_path: Path):
     sources = [s for s, _ in PAIRS] * 3
     source_file = tmp_path / "in.txt"

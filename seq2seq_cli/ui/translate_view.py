@@ -26,14 +26,16 @@ _LINE_BREAKS_AND_TABS = str.maketrans({"\n": " ", "\r": " ", "\t": " "})
 
 def source_lines(texts: list[str], input_option: str | None,
                  output: Path | None) -> Iterator[str]:
-    """Sources from the arguments, ``--input FILE`` or ``--input -`` (stdin)."""
+    """Sources from the arguments, ``--input FILE`` or ``--input -`` (stdin); with neither,
+    from stdin when something is piped in (``cat FILE | seq2seq translate RUN``)."""
     if texts and input_option is not None:
         raise UserError("give source texts as arguments or with --input, not both")
     if input_option is None:
-        if not texts:
-            raise UserError("nothing to translate: give source texts as arguments, or "
-                            "--input FILE (--input - reads stdin)")
-        return iter(texts)
+        if texts:
+            return iter(texts)
+        if sys.stdin.isatty():
+            raise UserError(_NOTHING_TO_TRANSLATE)
+        return _at_least_one(read_lines(sys.stdin.buffer, "<stdin>"))
     if input_option == "-":
         return read_lines(sys.stdin.buffer, "<stdin>")
     path = Path(input_option)
@@ -41,6 +43,20 @@ def source_lines(texts: list[str], input_option: str | None,
     if output is not None and output.exists() and path.exists() and output.samefile(path):
         raise UserError(f"--output {output} is the --input file; choose another file")
     return open_source_file(path)
+
+
+_NOTHING_TO_TRANSLATE = ("nothing to translate: give source texts as arguments, or "
+                         "--input FILE (--input - reads stdin)")
+
+
+def _at_least_one(lines: Iterator[str]) -> Iterator[str]:
+    """Piped lines; an empty pipe most likely means forgotten arguments, so say so."""
+    empty = True
+    for line in lines:
+        empty = False
+        yield line
+    if empty:
+        raise UserError(_NOTHING_TO_TRANSLATE)
 
 
 def write_translations(chunks: Iterable[list[Translation]], output: Path | None,
