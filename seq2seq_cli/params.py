@@ -215,7 +215,12 @@ def _from_config_file(path: Path, source_features: int | None, target_features: 
         # Both widths given: the corpus may be large or absent; it is not needed.
         return _Widths(config, source_features, target_features,
                        "--source-features and --target-features")
-    vocabs = build_vocabularies(load_corpus(config.data).train)
+    try:
+        corpus = load_corpus(config.data)
+    except DataError as exc:
+        raise DataError(f"{exc}; or give the one-hot widths with --source-features and "
+                        "--target-features, which need no corpus") from None
+    vocabs = build_vocabularies(corpus.train)
     return _with_flags(config, vocabs, source_features, target_features,
                        f"the vocabularies of {config.data.path} (train split)")
 

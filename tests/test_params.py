@@ -281,3 +281,14 @@ def test_the_view_does_not_import_torch():
     code = ("import sys, seq2seq_cli.ui.params_view; "
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_config_without_its_corpus_points_to_the_width_options(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("data:\n  path: absent.tsv\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["inspect-params", str(config)])
+    assert result.exit_code == 2
+    assert "absent.tsv" in result.stderr and "--source-features" in result.stderr
+    widths = CliRunner().invoke(app, ["inspect-params", str(config), "--source-features",
+                                      "71", "--target-features", "93"])
+    assert widths.exit_code == 0, widths.output
