@@ -46,8 +46,11 @@ def resolve_checkpoint(target: str | Path) -> Path:
     if path.is_dir():
         best = path / "checkpoints" / "best.pt"
         if not best.exists():
-            raise CheckpointError(f"{path}: no checkpoints/best.pt in this directory; give a "
-                                  "run directory of `seq2seq train` or a .pt file")
+            last = path / "checkpoints" / "last.pt"
+            hint = (f"; {last} exists (the run stopped before its first epoch ended): give "
+                    "that file to use it" if last.exists() else
+                    "; give a run directory of `seq2seq train` or a .pt file")
+            raise CheckpointError(f"{path}: no checkpoints/best.pt in this directory{hint}")
         return best
     if not path.exists():
         raise CheckpointError(f"{path}: no such run directory or checkpoint file")

@@ -293,3 +293,13 @@ def test_evaluate_table_lists_the_worst_examples(run_dir: Path, tmp_path: Path):
 
 def test_evaluate_missing_file_is_a_user_error(run_dir: Path, tmp_path: Path):
     assert_user_error(evaluate(run_dir, tmp_path / "none.tsv"), "not found")
+
+
+def test_run_without_best_checkpoint_points_to_last(run_dir: Path, tmp_path: Path):
+    stopped = tmp_path / "stopped"
+    (stopped / "checkpoints").mkdir(parents=True)
+    shutil.copy(run_dir / "checkpoints" / "best.pt", stopped / "checkpoints" / "last.pt")
+    assert_user_error(translate(stopped, "ab"), "no checkpoints/best.pt", "last.pt")
+    last = stopped / "checkpoints" / "last.pt"
+    assert assert_ok(translate(last, "ab")) == ["xy"]
+    assert_user_error(translate(tmp_path, "ab"), "no checkpoints/best.pt", ".pt file")
