@@ -14,7 +14,6 @@ from seq2seq_cli import metrics
 from seq2seq_cli.checkpoint import TrainedModel
 from seq2seq_cli.data import Pair, normalize_text, read_pairs
 from seq2seq_cli.decode import default_max_length, translate_texts
-from seq2seq_cli.errors import DataError
 from seq2seq_cli.translate import load_model
 
 # Source lengths in characters, after normalisation; None: no upper bound.
@@ -64,11 +63,9 @@ def evaluate_file(model_path: str | Path, data_path: str | Path, *, beam_size: i
                   batch_size: int = 256, worst: int = 10, device: str = "auto",
                   max_length: int | None = None) -> EvaluationReport:
     """Load the checkpoint, read and normalise the pairs, translate and score them."""
-    data_path = Path(data_path)
-    if not data_path.exists():  # read_pairs' own message speaks of the training config
-        raise DataError(f"{data_path}: test file not found")
     trained = load_model(model_path, device)
-    result = read_pairs(data_path, skip_malformed=trained.config.data.skip_malformed)
+    result = read_pairs(data_path, skip_malformed=trained.config.data.skip_malformed,
+                        key="the DATA argument")
     pairs = [(normalize_text(s, trained.config.data), normalize_text(t, trained.config.data))
              for s, t in result.pairs]
     return evaluate_pairs(trained, pairs, beam_size=beam_size, batch_size=batch_size,
