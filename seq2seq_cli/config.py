@@ -69,8 +69,24 @@ class ModelConfig:
     num_layers: int = option(1, "Stacked LSTM layers in the encoder and in the decoder.", min=1)
     bidirectional: bool = option(False, "Bidirectional encoder; the decoder then has "
                                  "2 × latent_dim units (forward and backward states joined).")
-    dropout: float = option(0.0, "Dropout between stacked LSTM layers (needs num_layers > 1).",
+    dropout: float = option(0.0, "Dropout between stacked LSTM layers (needs num_layers > 1; "
+                            "see model.output_dropout for one layer).",
                             min=0.0, below=1.0)
+    attention: str = option("none", "Attention of the decoder over every encoder output, "
+                            "on top of the (h, c) hand-off: `dot` and `general` (Luong et al. "
+                            "2015), `additive` (Bahdanau et al. 2015); `none` is the Keras "
+                            "recipe. See the README's \"Getting good quality\".",
+                            choices=("none", "dot", "general", "additive"))
+    input_feeding: bool = option(False, "Feed the previous attentional vector into the next "
+                                 "decoder step (Luong et al. 2015). Runs the decoder one step "
+                                 "at a time in training, so it is slower; needs "
+                                 "model.attention.")
+    output_dropout: float = option(0.0, "Dropout on the vector the output layer reads: the "
+                                   "decoder's outputs, or the attentional vector with "
+                                   "attention. Works with one layer.", min=0.0, below=1.0)
+    encoder_output_dropout: float = option(0.0, "Dropout on the encoder outputs that "
+                                           "attention reads (its memory); needs "
+                                           "model.attention.", min=0.0, below=1.0)
     reverse_source: bool = option(False, "Feed each source to the encoder last character "
                                   "first (Sutskever et al., 2014): the first target characters "
                                   "then depend on the most recently read ones. Helps on "
@@ -338,7 +354,23 @@ def _check_cross_fields(config: Config, source: str) -> None:
     if config.model.dropout > 0 and config.model.num_layers == 1:
         raise ConfigError(f"{source}: model.dropout = {config.model.dropout:g} has no effect "
                           "with model.num_layers = 1 (dropout acts between stacked layers); "
-                          "set model.num_layers >= 2 or model.dropout = 0")
+                          "set model.num_layers >= 2 or model.dropout = 0, or use "
+                          "model.output_dropout, which acts with one layer")
+    _check_attention_options(config.model, source)
+
+
+def _check_attention_options(model: ModelConfig, source: str) -> None:
+    if model.attention != "none":
+        return
+    if model.input_feeding:
+        raise ConfigError(f"{source}: model.input_feeding = true needs attention (it feeds "
+                          "the attentional vector back); set model.attention to dot, "
+                          "general or additive, or model.input_feeding = false")
+    if model.encoder_output_dropout > 0:
+        raise ConfigError(f"{source}: model.encoder_output_dropout = "
+                          f"{model.encoder_output_dropout:g} has no effect with "
+                          "model.attention = 'none' (only attention reads the encoder "
+                          "outputs); use model.output_dropout, or turn attention on")
 
 
 def _split_override(override: str) -> tuple[str, str, str]:

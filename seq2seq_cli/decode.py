@@ -15,7 +15,7 @@ masked out before the softmax: the decoder must never emit it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from seq2seq_cli.data import BOS_ID, EOS_ID, Vocabularies, Vocabulary, one_hot
 from seq2seq_cli.errors import UserError
-from seq2seq_cli.model import Seq2Seq, State
+from seq2seq_cli.model import DecoderState, Encoded, Seq2Seq
 
 BOS_CLASS = BOS_ID - 1  # output class k is token id k + 1 (PAD has no class)
 
@@ -32,6 +32,9 @@ BOS_CLASS = BOS_ID - 1  # output class k is token id k + 1 (PAD has no class)
 class Hypothesis:
     text: str
     score: float  # length-normalised log-probability (see the module docstring)
+    # (output steps, source characters) weights, when asked for and the model attends: one
+    # row per emitted character, then one for EOS when the output ended with it.
+    attention: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -64,13 +67,17 @@ def default_max_length(max_target_length: int) -> int:
 
 def translate_texts(model: Seq2Seq, vocabs: Vocabularies, sources: list[str], *,
                     max_length: int, device: torch.device | str, batch_size: int = 256,
-                    beam_size: int = 1, n_best: int = 1,
-                    length_penalty: float = 1.0) -> list[list[Hypothesis]]:
+                    beam_size: int = 1, n_best: int = 1, length_penalty: float = 1.0,
+                    with_attention: bool = False) -> list[list[Hypothesis]]:
     """Best-first hypotheses (1 to ``n_best``) for each ALREADY normalised source.
 
     An empty source gets ``[Hypothesis("", 0.0)]`` without running the model. Beam size 1
     is greedy decoding. The model's train/eval mode is restored afterwards.
+    ``with_attention`` fills ``Hypothesis.attention`` (a model with attention only).
     """
+    if with_attention and model.attention is None:
+        raise UserError("this model has no attention (model.attention = 'none'), so there "
+                        "are no attention weights to show")
     search = Search(max_length, beam_size, n_best, length_penalty)
     search.check()
     if batch_size < 1:
@@ -85,7 +92,7 @@ def translate_texts(model: Seq2Seq, vocabs: Vocabularies, sources: list[str], *,
             for start in range(0, len(order), batch_size):
                 rows = order[start:start + batch_size]
                 hypotheses = _translate_batch(model, vocabs, [sources[i] for i in rows],
-                                              search, torch.device(device))
+                                              search, torch.device(device), with_attention)
                 for i, found in zip(rows, hypotheses):
                     results[i] = found
     finally:
@@ -94,20 +101,34 @@ def translate_texts(model: Seq2Seq, vocabs: Vocabularies, sources: list[str], *,
 
 
 def _translate_batch(model: Seq2Seq, vocabs: Vocabularies, sources: list[str],
-                     search: Search, device: torch.device) -> list[list[Hypothesis]]:
-    state = encode_sources(model, vocabs.source, sources, device)
+                     search: Search, device: torch.device,
+                     with_attention: bool) -> list[list[Hypothesis]]:
+    encoded = encode_sources(model, vocabs.source, sources, device)
     if search.beam_size == 1:
-        found = greedy_decode(model, vocabs.target, state, max_length=search.max_length,
-                              length_penalty=search.length_penalty)
-        return [[hypothesis] for hypothesis in found]
-    return beam_search(model, vocabs.target, state, beam_size=search.beam_size,
-                       n_best=search.n_best, max_length=search.max_length,
-                       length_penalty=search.length_penalty)
+        found = greedy_decode(model, vocabs.target, encoded, max_length=search.max_length,
+                              length_penalty=search.length_penalty,
+                              with_attention=with_attention)
+        hypotheses = [[hypothesis] for hypothesis in found]
+    else:
+        hypotheses = beam_search(model, vocabs.target, encoded, beam_size=search.beam_size,
+                                 n_best=search.n_best, max_length=search.max_length,
+                                 length_penalty=search.length_penalty,
+                                 with_attention=with_attention)
+    if not with_attention:
+        return hypotheses
+    return [[_trim_attention(h, len(source)) for h in found]
+            for source, found in zip(sources, hypotheses)]
+
+
+def _trim_attention(hypothesis: Hypothesis, source_length: int) -> Hypothesis:
+    """Keep the rows of the steps the text shows (and its EOS) and the real source columns."""
+    steps = min(len(hypothesis.text) + 1, hypothesis.attention.shape[0])
+    return replace(hypothesis, attention=hypothesis.attention[:steps, :source_length])
 
 
 def encode_sources(model: Seq2Seq, vocab: Vocabulary, sources: list[str],
-                   device: torch.device) -> State:
-    """Decoder start states of non-empty ``sources``, in input order, each read unpadded."""
+                   device: torch.device) -> Encoded:
+    """The encoding of non-empty ``sources``, in input order, each read unpadded."""
     lengths = np.array([len(s) for s in sources])
     if len(sources) == 0 or lengths.min() == 0:
         raise ValueError("encode_sources needs at least one source and no empty source")
@@ -121,28 +142,42 @@ def encode_sources(model: Seq2Seq, vocab: Vocabulary, sources: list[str],
     return model.encode_groups(groups)
 
 
-def _step(model: Seq2Seq, token: torch.Tensor, state: State,
-          num_features: int) -> tuple[torch.Tensor, State]:
+@dataclass(frozen=True)
+class _StepOutput:
+    log_probs: torch.Tensor  # (N, Ft) of the next class, BOS excluded
+    state: DecoderState
+    attention: torch.Tensor | None  # (N, S) weights of this step; None without attention
+
+
+def _step(model: Seq2Seq, token: torch.Tensor, state: DecoderState, encoded: Encoded,
+          num_features: int) -> _StepOutput:
     """Feed one token id per row: log-probabilities of the next class (BOS excluded)."""
     # Column id - 1, as data.one_hot does; token ids are never PAD here.
-    decoder_input = F.one_hot(token - 1, num_features).to(state[0].dtype)[:, None]  # (N, 1, Ft)
-    logits, state = model.decode(decoder_input, state)  # (N, 1, Ft)
-    logits = logits[:, 0].float()  # (N, Ft)
+    hidden = state.hidden[0]
+    decoder_input = F.one_hot(token - 1, num_features).to(hidden.dtype)[:, None]  # (N, 1, Ft)
+    decoded = model.decode(decoder_input, state, encoded)  # logits (N, 1, Ft)
+    logits = decoded.logits[:, 0].float()  # (N, Ft)
     logits[:, BOS_CLASS] = -math.inf
-    return logits.log_softmax(dim=1), state
+    weights = None if decoded.attention is None else decoded.attention[:, 0]  # (N, S)
+    return _StepOutput(logits.log_softmax(dim=1), decoded.state, weights)
 
 
-def greedy_decode(model: Seq2Seq, vocab: Vocabulary, state: State, *, max_length: int,
-                  length_penalty: float = 1.0) -> list[Hypothesis]:
-    """The most likely next token at every step, for each row of ``state`` (L, B, D)."""
-    batch, device = state[0].shape[1], state[0].device
+def greedy_decode(model: Seq2Seq, vocab: Vocabulary, encoded: Encoded, *, max_length: int,
+                  length_penalty: float = 1.0,
+                  with_attention: bool = False) -> list[Hypothesis]:
+    """The most likely next token at every step, for each source of ``encoded``."""
+    state = model.start_state(encoded)
+    batch, device = encoded.batch_size, encoded.final[0].device
     token = torch.full((batch,), BOS_ID, device=device)  # (B,)
     total = torch.zeros(batch, device=device)  # (B,) sum of log-probs so far
     length = torch.full((batch,), max_length, device=device)  # (B,) steps, EOS included
     running = torch.ones(batch, dtype=torch.bool, device=device)  # (B,)
-    steps = []
+    steps, weights = [], []
     for t in range(max_length):
-        log_probs, state = _step(model, token, state, vocab.num_features)  # (B, Ft)
+        step = _step(model, token, state, encoded, vocab.num_features)
+        log_probs, state = step.log_probs, step.state  # (B, Ft)
+        if with_attention:
+            weights.append(step.attention.float())  # (B, S)
         best = log_probs.argmax(dim=1)  # (B,)
         total += torch.where(running, log_probs.gather(1, best[:, None])[:, 0], 0.0)
         token = best + 1  # (B,) class k is token id k + 1
@@ -153,35 +188,47 @@ def greedy_decode(model: Seq2Seq, vocab: Vocabulary, state: State, *, max_length
         if not running.any():  # one sync per step buys stopping as soon as all are done
             break
     ids = torch.stack(steps, dim=1).tolist()  # (B, T); Vocabulary.decode stops at EOS
-    return [Hypothesis(vocab.decode(row), s / _normalised_length(n, length_penalty))
-            for row, s, n in zip(ids, total.tolist(), length.tolist())]
+    attention = (torch.stack(weights, dim=1).cpu().numpy() if with_attention
+                 else [None] * batch)  # (B, T, S)
+    return [Hypothesis(vocab.decode(row), s / _normalised_length(n, length_penalty), a)
+            for row, s, n, a in zip(ids, total.tolist(), length.tolist(), attention)]
 
 
 @dataclass
 class _Beams:
     """Live beams of a batch, flattened to (B·K) rows for the LSTM."""
 
-    state: State  # each (L, B*K, D)
+    state: DecoderState  # hidden states each (L, B*K, D)
+    encoded: Encoded  # each source repeated K times, (B*K) rows
     scores: torch.Tensor  # (B, K) sum of log-probs, -inf for an empty slot
     history: torch.Tensor  # (B, K, t) token ids emitted so far
     token: torch.Tensor  # (B*K,) last token id
+    attention: torch.Tensor | None  # (B, K, t, S) weights so far, when asked for
 
 
-def beam_search(model: Seq2Seq, vocab: Vocabulary, state: State, *, beam_size: int,
-                n_best: int, max_length: int,
-                length_penalty: float = 1.0) -> list[list[Hypothesis]]:
+# Per row of the batch: (score, token ids, attention weights or None) of each hypothesis.
+_Finished = list[list[tuple[float, list[int], "np.ndarray | None"]]]
+
+
+def beam_search(model: Seq2Seq, vocab: Vocabulary, encoded: Encoded, *, beam_size: int,
+                n_best: int, max_length: int, length_penalty: float = 1.0,
+                with_attention: bool = False) -> list[list[Hypothesis]]:
     """Beam search over batch × beam in one tensor; ``n_best`` best-first per row.
 
     Hypotheses that emit EOS are kept aside; a row is done once it has ``beam_size`` of
     them. Rows still running at ``max_length`` add their live beams, unfinished.
     """
-    beams = _start_beams(state, beam_size)
+    beams = _start_beams(model, encoded, beam_size, with_attention)
     batch = beams.scores.shape[0]
-    finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(batch)]
+    finished: _Finished = [[] for _ in range(batch)]
     for t in range(max_length):
-        log_probs, beams.state = _step(model, beams.token, beams.state, vocab.num_features)
-        top_scores, parent, top_token = _candidates(beams.scores, log_probs, beam_size)
-        _set_aside_finished(finished, beams.history, top_scores, parent, top_token,
+        step = _step(model, beams.token, beams.state, beams.encoded, vocab.num_features)
+        beams.state = step.state
+        if with_attention:  # this step's weights join the history of the beam they extend
+            beams.attention = torch.cat([beams.attention, step.attention.float().view(
+                batch, beam_size, 1, -1)], dim=2)  # (B, K, t + 1, S)
+        top_scores, parent, top_token = _candidates(beams.scores, step.log_probs, beam_size)
+        _set_aside_finished(finished, beams, top_scores, parent, top_token,
                             beam_size, _normalised_length(t + 1, length_penalty))
         if all(len(done) >= beam_size for done in finished):
             break
@@ -189,8 +236,8 @@ def beam_search(model: Seq2Seq, vocab: Vocabulary, state: State, *, beam_size: i
     else:
         _add_unfinished(finished, beams, beam_size,
                         _normalised_length(max_length, length_penalty))
-    return [[Hypothesis(vocab.decode(ids), score)
-             for score, ids in sorted(done, key=lambda f: -f[0])[:n_best]]
+    return [[Hypothesis(vocab.decode(ids), score, weights)
+             for score, ids, weights in sorted(done, key=lambda f: -f[0])[:n_best]]
             for done in finished]
 
 
@@ -198,15 +245,21 @@ def _normalised_length(length: int, length_penalty: float) -> float:
     return length ** length_penalty
 
 
-def _start_beams(state: State, beam_size: int) -> _Beams:
-    batch, device = state[0].shape[1], state[0].device
+def _start_beams(model: Seq2Seq, encoded: Encoded, beam_size: int,
+                 with_attention: bool) -> _Beams:
+    batch, device = encoded.batch_size, encoded.final[0].device
     scores = torch.full((batch, beam_size), -math.inf, device=device)  # (B, K)
     scores[:, 0] = 0.0  # one live beam at first, or the K beams would all be copies
+    repeated = encoded.select(torch.arange(batch, device=device).repeat_interleave(beam_size))
+    sources = 0 if encoded.mask is None else encoded.mask.shape[1]
     return _Beams(
-        state=tuple(s.repeat_interleave(beam_size, dim=1) for s in state),  # (L, B*K, D)
+        state=model.start_state(repeated),  # (L, B*K, D)
+        encoded=repeated,
         scores=scores,
         history=torch.empty((batch, beam_size, 0), dtype=torch.long, device=device),
         token=torch.full((batch * beam_size,), BOS_ID, device=device),  # (B*K,)
+        attention=(torch.empty((batch, beam_size, 0, sources), device=device)
+                   if with_attention else None),
     )
 
 
@@ -219,19 +272,23 @@ def _candidates(scores: torch.Tensor, log_probs: torch.Tensor,
     return top_scores, top_index // classes, top_index % classes + 1  # parent, token id
 
 
-def _set_aside_finished(finished: list[list[tuple[float, list[int]]]], history: torch.Tensor,
-                        top_scores: torch.Tensor, parent: torch.Tensor,
-                        top_token: torch.Tensor, beam_size: int, divisor: float) -> None:
+def _set_aside_finished(finished: _Finished, beams: _Beams, top_scores: torch.Tensor,
+                        parent: torch.Tensor, top_token: torch.Tensor, beam_size: int,
+                        divisor: float) -> None:
     """Keep EOS candidates ranked among the K best (as fairseq does) for rows not done."""
     ends = (top_token[:, :beam_size] == EOS_ID) & top_scores[:, :beam_size].isfinite()  # (B, K)
     hits = ends.nonzero().tolist()
     if not hits:
         return
-    rows, ranks = torch.tensor(hits, device=history.device).T  # each (n,)
-    prefixes = history[rows, parent[rows, ranks]].tolist()  # (n, t)
-    for (row, _), prefix, score in zip(hits, prefixes, top_scores[rows, ranks].tolist()):
+    rows, ranks = torch.tensor(hits, device=beams.history.device).T  # each (n,)
+    parents = parent[rows, ranks]  # (n,)
+    prefixes = beams.history[rows, parents].tolist()  # (n, t)
+    weights = (beams.attention[rows, parents].cpu().numpy() if beams.attention is not None
+               else [None] * len(hits))  # (n, t + 1, S): the EOS step's row included
+    for (row, _), prefix, score, rows_of_weights in zip(hits, prefixes,
+                                                        top_scores[rows, ranks].tolist(), weights):
         if len(finished[row]) < beam_size:
-            finished[row].append((score / divisor, prefix + [EOS_ID]))
+            finished[row].append((score / divisor, prefix + [EOS_ID], rows_of_weights))
 
 
 def _advance(beams: _Beams, top_scores: torch.Tensor, parent: torch.Tensor,
@@ -242,21 +299,31 @@ def _advance(beams: _Beams, top_scores: torch.Tensor, parent: torch.Tensor,
     parent = parent.gather(1, keep)  # (B, K)
     token = top_token.gather(1, keep)  # (B, K)
     beams.scores = top_scores.gather(1, keep)  # (B, K)
-    steps = beams.history.shape[2]
-    history = beams.history.gather(1, parent[:, :, None].expand(-1, -1, steps))  # (B, K, t)
-    beams.history = torch.cat([history, token[:, :, None]], dim=2)  # (B, K, t + 1)
+    beams.history = torch.cat([_gather_beams(beams.history, parent), token[:, :, None]],
+                              dim=2)  # (B, K, t + 1)
+    if beams.attention is not None:
+        beams.attention = _gather_beams(beams.attention, parent)  # (B, K, t + 1, S)
     offsets = torch.arange(parent.shape[0], device=parent.device)[:, None] * beam_size
     flat_parent = (parent + offsets).view(-1)  # (B*K,) row of each parent in (B·K)
-    beams.state = tuple(s.index_select(1, flat_parent) for s in beams.state)
+    beams.state = beams.state.select(flat_parent)
     beams.token = token.view(-1)  # (B*K,)
 
 
-def _add_unfinished(finished: list[list[tuple[float, list[int]]]], beams: _Beams,
-                    beam_size: int, divisor: float) -> None:
+def _gather_beams(per_beam: torch.Tensor, parent: torch.Tensor) -> torch.Tensor:
+    """(B, K, ...) values of each beam → those of its parent, for parent (B, K)."""
+    index = parent.view(*parent.shape, *[1] * (per_beam.dim() - 2))
+    return per_beam.gather(1, index.expand(-1, -1, *per_beam.shape[2:]))
+
+
+def _add_unfinished(finished: _Finished, beams: _Beams, beam_size: int,
+                    divisor: float) -> None:
     """Rows still running at max_length take their live beams as they are."""
     scores, history = beams.scores.tolist(), beams.history.tolist()
+    weights = (beams.attention.cpu().numpy() if beams.attention is not None
+               else [[None] * beam_size] * len(finished))  # (B, K, T, S)
     for row, done in enumerate(finished):
         if len(done) >= beam_size:
             continue
-        done.extend((score / divisor, ids)
-                    for score, ids in zip(scores[row], history[row]) if math.isfinite(score))
+        done.extend((score / divisor, ids, w)
+                    for score, ids, w in zip(scores[row], history[row], weights[row])
+                    if math.isfinite(score))

@@ -1,15 +1,32 @@
-"""The Keras recipe's model: an LSTM encoder whose final (h, c) initialise an LSTM decoder.
+"""The Keras recipe's model: an LSTM encoder whose final (h, c) initialise an LSTM decoder,
+with optional attention on top.
 
 Tensors in, logits out; no I/O. For a bidirectional encoder the forward and backward
 final states of each layer are concatenated, so the decoder has
-``latent_dim × directions`` units (the rule ``decoder_units`` states once).
+``latent_dim × directions`` units (the rule ``decoder_units`` states once); the encoder's
+outputs have that same width.
+
+With ``model.attention`` the decoder also looks back at every encoder output (Luong et al.
+2015). The fast form keeps the fused decoder LSTM over all target steps: attention of all
+decoder outputs over all encoder outputs is one batched product, and the attentional
+vector ``tanh(W_c [context; h_t] + b_c)`` feeds the output layer. ``input_feeding`` adds
+the previous attentional vector to the next decoder input, which needs a loop over steps.
+
+W_c [context; h_t] is computed as ``Σ_s a_ts (W_c,context m_s) + W_c,h h_t``: the memory's
+projection ``values`` is made once per source rather than once per target step, which
+saves most of the cost of the context half (targets are longer than sources, and every
+step would otherwise project its own context).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from seq2seq_cli.attention import Attention
 from seq2seq_cli.config import ModelConfig
 
 DECODER_PARTS = 2  # halves; more parts measured no faster on fra-eng
@@ -20,38 +37,81 @@ def decoder_units(config: ModelConfig) -> int:
     return config.latent_dim * (2 if config.bidirectional else 1)
 
 
+@dataclass(frozen=True)
+class Encoded:
+    """What the decoder needs to know about a batch of sources."""
+
+    final: State  # the decoder's initial (h, c), each (L, B, D)
+    # With attention, from the encoder outputs (the memory, zero at padding):
+    keys: torch.Tensor | None = None  # (B, S, D) the memory as the score function reads it
+    values: torch.Tensor | None = None  # (B, S, D) the memory times W_c's context half
+    mask: torch.Tensor | None = None  # (B, S) bool, True at real source characters
+
+    def select(self, rows: torch.Tensor) -> Encoded:
+        """The sources at ``rows`` (B',), in that order; a row may repeat (beams)."""
+        # index_select, not t[rows]: its backward (index_add) is several times faster than
+        # that of advanced indexing (index_put with accumulate), measured on CPU.
+        return Encoded((self.final[0].index_select(1, rows), self.final[1].index_select(1, rows)),
+                       *(None if t is None else t.index_select(0, rows)
+                         for t in (self.keys, self.values, self.mask)))
+
+    @property
+    def batch_size(self) -> int:
+        return self.final[0].shape[1]
+
+
+@dataclass(frozen=True)
+class DecoderState:
+    """The decoder's recurrent state between calls of ``Seq2Seq.decode``."""
+
+    hidden: State  # (h, c), each (L, B, D)
+    feed: torch.Tensor | None = None  # (B, D) last attentional vector (input feeding only)
+
+    def select(self, rows: torch.Tensor) -> DecoderState:
+        return DecoderState((self.hidden[0][:, rows], self.hidden[1][:, rows]),
+                            None if self.feed is None else self.feed[rows])
+
+
+@dataclass(frozen=True)
+class Decoded:
+    logits: torch.Tensor  # (B, T, Ft)
+    state: DecoderState  # after the T steps
+    attention: torch.Tensor | None  # (B, T, S) weights over the sources; None without attention
+
+
 class Seq2Seq(nn.Module):
     def __init__(self, config: ModelConfig, source_features: int, target_features: int):
         super().__init__()
         self.num_layers = config.num_layers
         self.directions = 2 if config.bidirectional else 1
         self.reverse_source = config.reverse_source
+        self.input_feeding = config.input_feeding
+        self.output_dropout = config.output_dropout
+        self.encoder_output_dropout = config.encoder_output_dropout
+        self.units = units = decoder_units(config)
         dropout = config.dropout if config.num_layers > 1 else 0.0
         self.encoder = nn.LSTM(source_features, config.latent_dim, config.num_layers,
                                batch_first=True, dropout=dropout,
                                bidirectional=config.bidirectional)
-        self.decoder = nn.LSTM(target_features, decoder_units(config), config.num_layers,
+        decoder_inputs = target_features + (units if config.input_feeding else 0)
+        self.decoder = nn.LSTM(decoder_inputs, units, config.num_layers,
                                batch_first=True, dropout=dropout)
-        self.output = nn.Linear(decoder_units(config), target_features)
+        self.output = nn.Linear(units, target_features)
+        # Made after the plain model's layers, so that without attention the parameters,
+        # their names and their random initial values are those of the plain model.
+        self.attention = (Attention(config.attention, units, units)
+                          if config.attention != "none" else None)
+        if self.attention is not None:
+            self.combine = nn.Linear(2 * units, units)  # W_c over [context; h_t]
 
-    def encode(self, encoder_input: torch.Tensor) -> State:
-        """(B, S, Fs) one-hot sources → the decoder's initial state.
+    # ------------------------------------------------------------ encoder
 
-        With ``reverse_source`` the encoder reads each source last character first. Every
-        caller but the Keras layout passes unpadded sources here, so reversing the time
-        axis reverses exactly the real characters.
-        """
-        if self.reverse_source:
-            encoder_input = encoder_input.flip(1)  # (B, S, Fs), time reversed
-        _, (h, c) = self.encoder(encoder_input)  # each (L * dirs, B, H)
-        return self._join_directions(h), self._join_directions(c)
+    def encode(self, encoder_input: torch.Tensor) -> Encoded:
+        """(B, S, Fs) one-hot sources → the decoder's initial state (and, with attention,
+        the memory it attends to)."""
+        return self._with_memory(*self._read(encoder_input))
 
-    def decode(self, decoder_input: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """(B, T, Ft) one-hot decoder inputs → (B, T, Ft) logits and the state after T."""
-        outputs, state = self.decoder(decoder_input, state)  # (B, T, D)
-        return self.output(outputs), state
-
-    def encode_exact(self, encoder_input: torch.Tensor, source_lengths: torch.Tensor) -> State:
+    def encode_exact(self, encoder_input: torch.Tensor, source_lengths: torch.Tensor) -> Encoded:
         """Decoder start states for sources of mixed lengths, none of them reading padding.
 
         encoder_input (B, S, Fs) right-padded, source_lengths (B,). One encoder call per
@@ -64,17 +124,111 @@ class Seq2Seq(nn.Module):
         return self.encode_groups([(rows, encoder_input[rows, :int(source_lengths[rows[0]])])
                                    for rows in groups])
 
-    def encode_groups(self, groups: list[tuple[torch.Tensor, torch.Tensor]]) -> State:
-        """Encode groups of equal-length sources, then return the states in batch order.
+    def encode_groups(self, groups: list[tuple[torch.Tensor, torch.Tensor]]) -> Encoded:
+        """Encode groups of equal-length sources, then return them in batch order.
 
         Each group is (rows (n,) batch positions, encoder input (n, S_group, Fs) unpadded);
-        together the rows are a permutation of range(B).
+        together the rows are a permutation of range(B). With attention, each group's
+        outputs are right-padded with zeros to the longest group and masked.
         """
-        states = [self.encode(group_input) for _, group_input in groups]  # ((L, n, D),) * 2
+        read = [self._read(group_input) for _, group_input in groups]
         order = torch.argsort(torch.cat([rows for rows, _ in groups]))  # (B,)
-        h = torch.cat([state[0] for state in states], dim=1)[:, order]  # (L, B, D)
-        c = torch.cat([state[1] for state in states], dim=1)[:, order]  # (L, B, D)
-        return h, c
+        h = torch.cat([final[0] for final, _, _ in read], dim=1)[:, order]  # (L, B, D)
+        c = torch.cat([final[1] for final, _, _ in read], dim=1)[:, order]  # (L, B, D)
+        if self.attention is None:
+            return Encoded((h, c))
+        longest = max(memory.shape[1] for _, memory, _ in read)
+        memory = torch.cat([F.pad(memory, (0, 0, 0, longest - memory.shape[1]))
+                            for _, memory, _ in read]).index_select(0, order)  # (B, S, D)
+        mask = torch.cat([F.pad(mask, (0, longest - mask.shape[1]), value=False)
+                          for _, _, mask in read]).index_select(0, order)  # (B, S)
+        return self._with_memory((h, c), memory, mask)
+
+    def _read(self, encoder_input: torch.Tensor) -> tuple[State, torch.Tensor | None,
+                                                          torch.Tensor | None]:
+        """Run the encoder: final (h, c), and with attention its outputs (B, S, D) and the
+        mask (B, S) of real characters.
+
+        With ``reverse_source`` the encoder reads each source last character first. Every
+        caller but the Keras layout passes unpadded sources here, so reversing the time
+        axis reverses exactly the real characters.
+        """
+        reversed_input = encoder_input.flip(1) if self.reverse_source else encoder_input
+        outputs, (h, c) = self.encoder(reversed_input)  # (B, S, D), each (L * dirs, B, H)
+        final = (self._join_directions(h), self._join_directions(c))
+        if self.attention is None:
+            return final, None, None
+        if self.reverse_source:
+            outputs = outputs.flip(1)  # (B, S, D): position s is source character s again
+        # PAD is an all-zero one-hot row; only the Keras layout passes any here.
+        mask = encoder_input.amax(dim=2) > 0  # (B, S)
+        return final, outputs, mask
+
+    def _with_memory(self, final: State, memory: torch.Tensor | None,
+                     mask: torch.Tensor | None) -> Encoded:
+        if self.attention is None:
+            return Encoded(final)
+        if self.encoder_output_dropout > 0:
+            memory = F.dropout(memory, self.encoder_output_dropout, self.training)
+        context_weight = self.combine.weight[:, :self.units]  # (D, D) of W_c = [context | h]
+        return Encoded(final, self.attention.keys(memory), F.linear(memory, context_weight),
+                       mask)  # keys, values (B, S, D)
+
+    # ------------------------------------------------------------ decoder
+
+    def start_state(self, encoded: Encoded) -> DecoderState:
+        """The decoder's state before its first step: the encoder's final (h, c)."""
+        if not self.input_feeding:
+            return DecoderState(encoded.final)
+        h = encoded.final[0]
+        return DecoderState(encoded.final, h.new_zeros(h.shape[1], h.shape[2]))  # (B, D)
+
+    def decode(self, decoder_input: torch.Tensor, state: DecoderState,
+               encoded: Encoded) -> Decoded:
+        """(B, T, Ft) one-hot decoder inputs → logits (B, T, Ft), the state after T steps
+        and, with attention, the weights (B, T, S) of every step over the sources."""
+        if self.input_feeding:
+            return self._decode_feeding(decoder_input, state, encoded)
+        outputs, hidden = self.decoder(decoder_input, state.hidden)  # (B, T, D)
+        if self.attention is None:
+            return Decoded(self.output(self._drop(outputs)), DecoderState(hidden), None)
+        attentional, weights = self._attend(outputs, encoded)  # (B, T, D), (B, T, S)
+        return Decoded(self.output(self._drop(attentional)), DecoderState(hidden), weights)
+
+    def _decode_feeding(self, decoder_input: torch.Tensor, state: DecoderState,
+                        encoded: Encoded) -> Decoded:
+        """One LSTM call per step: each step reads the previous attentional vector."""
+        hidden, feed = state.hidden, state.feed  # feed (B, D)
+        attentional, weights = [], []
+        for t in range(decoder_input.shape[1]):
+            step_input = torch.cat([decoder_input[:, t:t + 1],
+                                    feed[:, None].to(decoder_input.dtype)], dim=2)  # (B, 1, Ft+D)
+            output, hidden = self.decoder(step_input, hidden)  # (B, 1, D)
+            step_attentional, step_weights = self._attend(output, encoded)  # (B, 1, D), (B, 1, S)
+            step_attentional = self._drop(step_attentional)
+            feed = step_attentional[:, 0]  # (B, D)
+            attentional.append(step_attentional)
+            weights.append(step_weights)
+        logits = self.output(torch.cat(attentional, dim=1))  # (B, T, Ft)
+        return Decoded(logits, DecoderState(hidden, feed), torch.cat(weights, dim=1))
+
+    def _attend(self, outputs: torch.Tensor,
+                encoded: Encoded) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decoder outputs (B, T, D) → attentional vectors (B, T, D) and weights (B, T, S)."""
+        weights = self.attention(outputs, encoded.keys, encoded.mask)  # (B, T, S)
+        projected_context = torch.bmm(weights.to(encoded.values.dtype),
+                                      encoded.values)  # (B, T, D) = W_c,context · context
+        state_weight = self.combine.weight[:, self.units:]  # (D, D) of W_c = [context | h]
+        attentional = torch.tanh(projected_context
+                                 + F.linear(outputs, state_weight, self.combine.bias))
+        return attentional, weights  # (B, T, D), (B, T, S)
+
+    def _drop(self, vectors: torch.Tensor) -> torch.Tensor:
+        if self.output_dropout == 0:  # no dropout call: the plain model's RNG use is kept
+            return vectors
+        return F.dropout(vectors, self.output_dropout, self.training)
+
+    # ------------------------------------------------------------ teacher forcing
 
     def forward(self, encoder_input: torch.Tensor, decoder_input: torch.Tensor,
                 source_lengths: torch.Tensor | None = None,
@@ -86,13 +240,13 @@ class Seq2Seq(nn.Module):
         ``decoder_steps`` (B,) the decoder skips most of the padding (``decode_in_parts``);
         logits at skipped steps are zero, and the loss ignores them anyway.
         """
-        state = (self.encode(encoder_input) if source_lengths is None
-                 else self.encode_exact(encoder_input, source_lengths))
+        encoded = (self.encode(encoder_input) if source_lengths is None
+                   else self.encode_exact(encoder_input, source_lengths))
         if decoder_steps is None:
-            return self.decode(decoder_input, state)[0]
-        return self.decode_in_parts(decoder_input, state, decoder_steps)
+            return self.decode(decoder_input, self.start_state(encoded), encoded).logits
+        return self.decode_in_parts(decoder_input, encoded, decoder_steps)
 
-    def decode_in_parts(self, decoder_input: torch.Tensor, state: State,
+    def decode_in_parts(self, decoder_input: torch.Tensor, encoded: Encoded,
                         decoder_steps: torch.Tensor) -> torch.Tensor:
         """Decode the longer and the shorter half of the batch separately, each only as far
         as its own longest row: random batches waste far fewer padded steps."""
@@ -103,8 +257,9 @@ class Seq2Seq(nn.Module):
             if len(rows) == 0:
                 continue
             part_steps = int(decoder_steps[rows].max())
-            part_state = (state[0][:, rows], state[1][:, rows])  # each (L, n, D)
-            part_logits, _ = self.decode(decoder_input[rows, :part_steps], part_state)
+            part = encoded.select(rows.to(encoded.final[0].device))
+            part_logits = self.decode(decoder_input[rows, :part_steps], self.start_state(part),
+                                      part).logits  # (n, t, Ft)
             if logits is None:  # the parts' dtype: bf16 or fp16 under autocast
                 logits = part_logits.new_zeros(batch, steps, part_logits.shape[2])  # (B, T, Ft)
             logits[rows, :part_steps] = part_logits  # (n, t, Ft)
@@ -131,6 +286,7 @@ def keras_initialization(model: Seq2Seq) -> None:
 
     Measured: lower validation loss at every epoch than PyTorch's uniform ±1/√units (fra-eng
     after 8 epochs 1.415 vs 1.436-1.459; the dates demo after 4 epochs 0.011 vs 0.036).
+    Attention's layers, made last, are initialised last, as Dense layers.
     """
     with torch.no_grad():
         for lstm in (model.encoder, model.decoder):
@@ -146,3 +302,8 @@ def keras_initialization(model: Seq2Seq) -> None:
                         weight[units:2 * units] = 1.0  # bias_hh stays 0, so the sum is 1
         nn.init.xavier_uniform_(model.output.weight)
         nn.init.zeros_(model.output.bias)
+        if model.attention is not None:
+            for layer in (*model.attention.children(), model.combine):
+                nn.init.xavier_uniform_(layer.weight)
+                if layer.bias is not None:
+                    nn.init.zeros_(layer.bias)

@@ -79,10 +79,10 @@ def test_grouped_encoding_equals_encoding_each_source_alone():
     model, vocabs = random_model(bidirectional=True)
     sources = mixed_sources(10)
     with torch.inference_mode():
-        h, c = encode_sources(model, vocabs.source, sources, CPU)  # each (L, B, D)
+        h, c = encode_sources(model, vocabs.source, sources, CPU).final  # each (L, B, D)
         for i, source in enumerate(sources):
             x = torch.from_numpy(one_hot_tensor([source], vocabs.source))  # (1, S, Fs)
-            h1, c1 = model.encode(x)
+            h1, c1 = model.encode(x).final
             torch.testing.assert_close(h[:, i:i + 1], h1)
             torch.testing.assert_close(c[:, i:i + 1], c1)
 

@@ -70,7 +70,7 @@ def test_decoder_starts_from_the_encoders_final_state(bidirectional):
     batch = make_batch(pairs, rows, vocabs.source.num_features, vocabs.target.num_features)
     x = torch.from_numpy(batch.encoder_input)  # (B, S, Fs)
     with torch.no_grad():
-        h, c = model.encode(x)  # (L, B, D)
+        h, c = model.encode(x).final  # (L, B, D)
         outputs, _ = model.encoder(x)  # (B, S, dirs * H)
     units = model.encoder.hidden_size
     # The top layer's state is the encoder output at the last real character (forward)
@@ -115,9 +115,9 @@ def test_reversed_source_is_read_last_character_first():
     backward = build_model(ModelConfig(latent_dim=8, reverse_source=True), 5, 7)
     backward.load_state_dict(forward.state_dict())
     text = torch.eye(5)[[0, 3, 1, 1]][None]  # (1, 4, 5) one-hot "a d b b"
-    for got, want in zip(backward.encode(text), forward.encode(text.flip(1))):
+    for got, want in zip(backward.encode(text).final, forward.encode(text.flip(1)).final):
         torch.testing.assert_close(got, want)
-    assert not torch.allclose(backward.encode(text)[0], forward.encode(text)[0])
+    assert not torch.allclose(backward.encode(text).final[0], forward.encode(text).final[0])
 
 
 def test_reversed_source_model_trains_and_translates_exactly_in_batches(tmp_path):
@@ -166,13 +166,13 @@ def test_mixed_batches_encode_every_source_as_if_alone(num_layers):
     batch = make_batch(pairs, rows, vocabs.source.num_features, vocabs.target.num_features)
     with torch.no_grad():
         h, c = model.encode_exact(torch.from_numpy(batch.encoder_input),
-                                  torch.from_numpy(batch.source_lengths))
+                                  torch.from_numpy(batch.source_lengths)).final
         for i, length in enumerate(batch.source_lengths):
             alone = torch.from_numpy(batch.encoder_input[i:i + 1, :length])  # no padding
-            h_alone, c_alone = model.encode(alone)
+            h_alone, c_alone = model.encode(alone).final
             torch.testing.assert_close(h[:, i:i + 1], h_alone)
             torch.testing.assert_close(c[:, i:i + 1], c_alone)
-        padded_h, _ = model.encode(torch.from_numpy(batch.encoder_input))
+        padded_h, _ = model.encode(torch.from_numpy(batch.encoder_input)).final
     assert not torch.allclose(padded_h, h)  # reading the padding would change the state
 
 
