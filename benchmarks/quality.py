@@ -14,6 +14,7 @@ its first 9,000 pairs and validates on the next 1,000; the dates demo uses its o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
@@ -102,13 +103,11 @@ def worker(job_file: Path) -> None:
     budget = spec["minutes"] * 60
     epochs = []
     started = time.process_time()
-    try:
+    with contextlib.suppress(TrainingStopped):  # the budget ran out: best.pt is kept
         train_from_config(config, spec["run_dir"], device="cpu",
                           on_event=lambda event: epochs.append(event)
                           if type(event).__name__ == "EpochEnded" else None,
                           should_stop=lambda: time.process_time() - started > budget)
-    except TrainingStopped:
-        pass
     trained = load_trained_model(spec["run_dir"])
     val = load_corpus(config.data).val
     sources, references = [s for s, _ in val], [t for _, t in val]
@@ -194,8 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="seq2seq-quality-") as tmp:
         workdir = Path(tmp)
         fra, dates = fra_eng_config(args.corpus.resolve(), workdir), dates_config(workdir)
-        jobs = [Job("fra-eng", name, fra, RECIPE + overrides, args.minutes,
-                    workdir / f"fra-{i}") for i, (name, overrides) in enumerate(FRA_VARIANTS.items())]
+        jobs = [Job("fra-eng", name, fra, RECIPE + overrides, args.minutes, workdir / f"fra-{i}")
+                for i, (name, overrides) in enumerate(FRA_VARIANTS.items())]
         jobs += [Job("dates", name, dates, overrides, args.dates_minutes, workdir / f"dates-{i}")
                  for i, (name, overrides) in enumerate(DATES_VARIANTS.items())]
         if args.only:
