@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
+from attention import attention_configs, attention_sections
 from ddp import ddp_section
 from decoding import decoding_section
 from flops import epoch_steps
@@ -111,6 +112,13 @@ def run_benchmarks(corpus: Path, plan: Plan, workdir: Path) -> list[Section]:
                             workdir / "ddp", log),
     ]
     sections = training + [measured(benchmark) for benchmark in others]
+    with OtherLoad() as load:
+        attention = attention_sections(attention_configs(corpus, plan.samples, plan.epochs),
+                                       sources, plan.repeats, plan.epochs,
+                                       workdir / "attention", log)
+    for section in attention:
+        section.other_load = load.share
+    sections += attention
     return sorted(sections, key=lambda section: section.title)
 
 
