@@ -6,6 +6,11 @@ over ``[x_t; h_{t-1}]`` with a bias, so one direction of one layer holds
 ``count_params()`` reports for the Keras recipe. PyTorch keeps two bias vectors per gate
 (``bias_ih`` and ``bias_hh``), hence ``+ 4·units`` per direction per layer.
 
+Attention adds dense layers, counted alike in both conventions: the score function's
+weights (none for ``dot``; W_a for ``general``; W_q, W_k and v for ``additive``, all without
+bias) and W_c with its bias, which makes the attentional vector the output layer reads.
+Input feeding widens the decoder's first layer by the attentional vector it reads back.
+
 The closed form is the explanation; the model that ``build_model`` makes is the truth.
 ``build_report`` builds it and compares, and a mismatch is a bug in this module or in the
 model (a plain RuntimeError), never the user's fault.
@@ -37,7 +42,7 @@ CONFIG_SUFFIXES = (".yaml", ".yml")
 
 @dataclass(frozen=True)
 class LayerCount:
-    """One row: one direction of one LSTM layer, or the output dense layer.
+    """One row: one direction of one LSTM layer, an attention layer, or the output dense layer.
 
     ``directions`` is the number of directions of the LSTM the row belongs to (the row
     itself counts one of them), so the layer above reads ``units × directions`` values.
@@ -48,6 +53,7 @@ class LayerCount:
     units: int
     directions: int
     formula: str  # the Keras count with the numbers filled in; "(+ 4·units)" is PyTorch's
+    # dense rows, attention's included, have no "(+ …)": both conventions count them alike
     keras: int
     pytorch: int
     note: str
@@ -98,14 +104,22 @@ def dense_params(units: int, outputs: int) -> int:
 
 def count_layers(config: ModelConfig, source_features: int,
                  target_features: int) -> tuple[LayerCount, ...]:
-    """Encoder rows (per layer and direction), decoder rows, then the output dense layer."""
+    """Encoder rows (per layer and direction), decoder rows, attention rows (if any), then
+    the output dense layer."""
     directions = 2 if config.bidirectional else 1
     units = decoder_units(config)
     encoder = _lstm_rows("encoder", config, source_features, config.latent_dim, directions,
                          f"input = one-hot source ({source_features} columns)")
-    decoder = _lstm_rows("decoder", config, target_features, units, 1,
+    decoder = _lstm_rows("decoder", config, target_features + _feed_width(config), units, 1,
                          _decoder_first_note(config, target_features))
-    return (*encoder, *decoder, _dense_row(units, target_features))
+    return (*encoder, *decoder, *_attention_rows(config, units),
+            _dense_row(units, target_features, attention=config.attention != "none"))
+
+
+def _feed_width(config: ModelConfig) -> int:
+    """Input feeding appends the previous attentional vector (decoder units wide) to each
+    one-hot decoder input, so the decoder's first layer reads that many more values."""
+    return decoder_units(config) if config.input_feeding else 0
 
 
 def _lstm_rows(part: str, config: ModelConfig, features: int, units: int, directions: int,
@@ -140,6 +154,9 @@ def _stacked_note(units: int, directions: int, dropout: float) -> str:
 
 def _decoder_first_note(config: ModelConfig, target_features: int) -> str:
     note = f"input = one-hot target ({target_features} columns)"
+    if config.input_feeding:
+        note += (f" + {_feed_width(config)} from the previous attentional vector "
+                 "(input feeding)")
     if config.bidirectional:
         note += (f"; units = 2 × {config.latent_dim}: the encoder's forward and backward "
                  "states joined")
@@ -153,11 +170,74 @@ def _lstm_row(name: str, input_dim: int, units: int, directions: int,
     return LayerCount(name, input_dim, units, directions, formula, keras, pytorch, note)
 
 
-def _dense_row(units: int, target_features: int) -> LayerCount:
+def _dense_row(units: int, target_features: int, *, attention: bool = False) -> LayerCount:
     count = dense_params(units, target_features)
+    note = f"logits over the {target_features} target one-hot columns"
+    if attention:
+        # Worth saying because the count does not change: the attentional vector is as wide.
+        note += (f"; reads the attentional vector tanh(W_c [context; h_t] + b_c) instead of "
+                 f"h_t, also {units} wide")
     return LayerCount("output dense", units, target_features, 1,
-                      f"{units}·{target_features} + {target_features}", count, count,
-                      f"logits over the {target_features} target one-hot columns")
+                      f"{units}·{target_features} + {target_features}", count, count, note)
+
+
+# ---------------------------------------------------------------- attention
+
+
+def _attention_rows(config: ModelConfig, units: int) -> list[LayerCount]:
+    """The score function's weights, then W_c; nothing without attention.
+
+    Encoder outputs and decoder outputs are both ``units`` wide (E = D), the widths the
+    model gives ``Attention``.
+    """
+    if config.attention == "none":
+        return []
+    return [*_SCORE_ROWS[config.attention](units), _combine_row(units)]
+
+
+def _dot_score_rows(units: int) -> list[LayerCount]:
+    """A row although it counts 0, so the reader sees that ``dot`` was not forgotten."""
+    return [LayerCount("attention score (dot)", units, 1, 1, "0", 0, 0,
+                       f"score = h_t · m_s, both {units} wide: a plain dot product, "
+                       "no parameters")]
+
+
+def _general_score_rows(units: int) -> list[LayerCount]:
+    return [_weight_row("attention W_a (general)", units, units,
+                        f"score = h_t · (W_a m_s): projects each encoder output ({units} "
+                        f"wide) to the decoder's {units} units; no bias")]
+
+
+def _additive_score_rows(units: int) -> list[LayerCount]:
+    return [
+        _weight_row("attention W_q (additive)", units, units,
+                    "score = v · tanh(W_q h_t + W_k m_s): projects the decoder output h_t; "
+                    "no bias"),
+        _weight_row("attention W_k (additive)", units, units,
+                    f"projects each encoder output m_s ({units} wide); no bias"),
+        _weight_row("attention v (additive)", units, 1,
+                    "turns tanh(W_q h_t + W_k m_s) into one score per source character; "
+                    "no bias"),
+    ]
+
+
+_SCORE_ROWS = {"dot": _dot_score_rows, "general": _general_score_rows,
+               "additive": _additive_score_rows}
+
+
+def _weight_row(name: str, input_dim: int, outputs: int, note: str) -> LayerCount:
+    """A dense layer without bias: its weight matrix only, the same in both conventions."""
+    count = input_dim * outputs
+    return LayerCount(name, input_dim, outputs, 1, f"{input_dim}·{outputs}", count, count,
+                      note)
+
+
+def _combine_row(units: int) -> LayerCount:
+    count = dense_params(2 * units, units)
+    return LayerCount("attentional layer W_c", 2 * units, units, 1,
+                      f"{2 * units}·{units} + {units}", count, count,
+                      f"tanh(W_c [context; h_t] + b_c): the context ({units}) and the decoder "
+                      f"output h_t ({units}) joined, mapped back to {units} with a bias")
 
 
 # ---------------------------------------------------------------- checking against PyTorch

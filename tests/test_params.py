@@ -19,7 +19,7 @@ from seq2seq_cli.cli import app
 from seq2seq_cli.config import ModelConfig, config_to_dict, load_config
 from seq2seq_cli.data import build_vocabularies, load_corpus
 from seq2seq_cli.model import build_model
-from seq2seq_cli.ui.params_view import render_param_report
+from seq2seq_cli.ui.params_view import explanation, render_param_report
 
 # The Keras recipe (lstm_seq2seq.py): 71 input characters, 90 target characters,
 # latent_dim 256. model.count_params() there reports these numbers.
@@ -149,6 +149,71 @@ def test_formula_string_has_the_numbers_filled_in():
     assert by_name["output dense"].formula == "512·90 + 90"
 
 
+# Input feeding needs attention (the config rejects it alone), so "none" goes without it.
+ATTENTION_CASES = [("none", False), *((kind, feeding) for kind in ("dot", "general", "additive")
+                                      for feeding in (False, True))]
+
+
+def attention_params(kind: str, input_feeding: bool, units: int) -> int:
+    """What attention adds to the plain model, worked out by hand from attention.py."""
+    score = {"none": 0, "dot": 0, "general": units * units,
+             "additive": 2 * units * units + units}[kind]
+    combine = 0 if kind == "none" else 2 * units * units + units  # W_c and its bias
+    feeding = params.GATES * units * units if input_feeding else 0  # wider decoder weight_ih_l0
+    return score + combine + feeding
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize(("attention", "input_feeding"), ATTENTION_CASES)
+def test_attention_formula_matches_built_model(attention, input_feeding, bidirectional,
+                                               num_layers):
+    config = ModelConfig(latent_dim=7, num_layers=num_layers, bidirectional=bidirectional,
+                         attention=attention, input_feeding=input_feeding)
+    report = params.build_report(config, 13, 29)
+    model = build_model(config, 13, 29)
+    assert report.pytorch_total == sum(p.numel() for p in model.parameters())
+    assert report.actual_total == report.pytorch_total
+    plain = params.build_report(ModelConfig(latent_dim=7, num_layers=num_layers,
+                                            bidirectional=bidirectional), 13, 29)
+    units = 7 * (2 if bidirectional else 1)
+    added = attention_params(attention, input_feeding, units)
+    assert report.pytorch_total - plain.pytorch_total == added
+    # Attention's layers are dense: the conventions differ only by the LSTM biases.
+    assert report.pytorch_total - report.keras_total == plain.pytorch_total - plain.keras_total
+
+
+@pytest.mark.parametrize(("attention", "names"), [
+    ("dot", ["attention score (dot)"]),
+    ("general", ["attention W_a (general)"]),
+    ("additive", ["attention W_q (additive)", "attention W_k (additive)",
+                  "attention v (additive)"]),
+])
+def test_attention_rows_sit_between_decoder_and_output(attention, names):
+    rows = params.count_layers(ModelConfig(latent_dim=8, attention=attention), 5, 6)
+    assert [row.name for row in rows[2:]] == [*names, "attentional layer W_c", "output dense"]
+    if attention == "dot":
+        assert (rows[2].keras, rows[2].pytorch) == (0, 0)
+        assert "no parameters" in rows[2].note
+
+
+def test_attention_formulas_have_the_numbers_filled_in():
+    config = ModelConfig(latent_dim=256, bidirectional=True, attention="general",
+                         input_feeding=True)
+    by_name = {row.name: row for row in params.count_layers(config, 71, 90)}
+    combine = by_name["attentional layer W_c"]
+    assert combine.formula == "1024·512 + 512"
+    assert (combine.input_dim, combine.units) == (1024, 512)
+    assert combine.keras == combine.pytorch == 1024 * 512 + 512
+    assert by_name["attention W_a (general)"].formula == "512·512"
+    decoder = by_name["decoder layer 1"]
+    assert decoder.input_dim == 90 + 512
+    assert decoder.formula == "4·((602 + 512)·512 + 512) (+ 4·512)"
+    assert "+ 512 from the previous attentional vector" in decoder.note
+    assert "attentional vector" in by_name["output dense"].note
+    assert by_name["output dense"].formula == "512·90 + 90"
+
+
 def test_mismatch_with_the_built_model_is_a_bug_not_a_user_error(tmp_path, monkeypatch):
     monkeypatch.setattr(params, "count_model_parameters", lambda *args: 1)
     result = invoke(write_config(tmp_path, write_corpus(tmp_path)), *KERAS_WIDTHS)
@@ -240,6 +305,30 @@ def test_table_shows_formulas_totals_and_explanation(tmp_path):
                    "(2,048 parameters in this model)",
                    "PyTorch total matches the built model: 716,378 parameters"):
         assert phrase in text
+
+
+def test_table_explains_attention(tmp_path):
+    config = write_config(tmp_path, write_corpus(tmp_path))
+    result = invoke(config, *KERAS_WIDTHS, "--set", "model.attention=general",
+                    "--set", "model.input_feeding=true")
+    assert result.exit_code == 0, result.output
+    text = flat(result.stdout)
+    for phrase in ("general attention with input feeding",
+                   "attention W_a (general)", "256·256", "65,536",
+                   "attentional layer W_c", "512·256 + 256", "131,328",
+                   "4·((346 + 256)·256 + 256) (+ 4·256)",
+                   "from the previous attentional vector (input feeding)",
+                   "reads the attentional vector", "Attention (general) lets every decoder",
+                   "PyTorch total matches the built model"):
+        assert phrase in text
+    document = invoke_json(config, *KERAS_WIDTHS, "--set", "model.attention=general")
+    assert list(document["layers"][-3]) == list(document["layers"][0])  # same keys
+    assert document["actual_total"] == document["pytorch_total"]
+
+
+def test_no_attention_sentence_without_attention():
+    report = params.build_report(ModelConfig(latent_dim=16), 5, 6)
+    assert not any("Attention" in text for _, text in explanation(report))
 
 
 def test_narrow_console_moves_formulas_and_notes_below_the_table():

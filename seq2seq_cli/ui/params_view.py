@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
+    from seq2seq_cli.config import ModelConfig
     from seq2seq_cli.params import LayerCount, ParamReport
 
 COLUMNS = ("layer", "input_dim", "units", "directions", "formula", "Keras", "PyTorch", "note")
@@ -24,6 +25,12 @@ COMPACT_COLUMNS = ("layer", "input_dim", "units", "directions", "Keras", "PyTorc
 TEXT_COLUMNS = ("layer", "formula", "note")
 UNLIMITED = 10_000  # wide enough to measure any table at its natural width
 PROSE_WIDTH = 100  # explanation lines stay readable on a wide terminal
+SCORE_FUNCTIONS = {
+    "dot": "the score h_t · m_s is a plain dot product, without parameters",
+    "general": "the score h_t · (W_a m_s) has one units × units matrix W_a, without bias",
+    "additive": "the score v · tanh(W_q h_t + W_k m_s) has two units × units matrices, W_q "
+                "and W_k, and a vector v of units weights, all without bias",
+}
 
 
 def render_param_report(report: ParamReport, output_format: str = "table",
@@ -115,8 +122,16 @@ def _title(report: ParamReport) -> Text:
     layers = f"{model.num_layers} layer{'s' if model.num_layers > 1 else ''}"
     encoder = "bidirectional" if model.bidirectional else "unidirectional"
     return Text(f"Parameters of the model: latent_dim {model.latent_dim:,}, {layers}, "
-                f"{encoder} encoder; one-hot widths {report.source_features:,} (source) and "
-                f"{report.target_features:,} (target)", style="bold")
+                f"{encoder} encoder{_attention_title(model)}; one-hot widths "
+                f"{report.source_features:,} (source) and {report.target_features:,} (target)",
+                style="bold")
+
+
+def _attention_title(model: ModelConfig) -> str:
+    if model.attention == "none":
+        return ""
+    feeding = " with input feeding" if model.input_feeding else ""
+    return f", {model.attention} attention{feeding}"
 
 
 def _caption(report: ParamReport) -> Text:
@@ -132,7 +147,9 @@ def layer_details(report: ParamReport) -> list[tuple[str, str]]:
 
 def explanation(report: ParamReport) -> list[tuple[str, str]]:
     """Why the formulas look as they do, as bullet paragraphs."""
-    return [("• ", text) for text in _reasons(report.pytorch_total - report.keras_total)]
+    reasons = (*_reasons(report.pytorch_total - report.keras_total),
+               *_attention_reasons(report.model))
+    return [("• ", text) for text in reasons]
 
 
 def _reasons(extra: int) -> tuple[str, ...]:
@@ -152,3 +169,20 @@ def _reasons(extra: int) -> tuple[str, ...]:
         "units·target_features weights + target_features biases, the same in both "
         "conventions.",
     )
+
+
+def _attention_reasons(model: ModelConfig) -> tuple[str, ...]:
+    """Only with attention: where its rows come from, and why the output layer's count
+    stays what it was (its input changes meaning, not width)."""
+    if model.attention == "none":
+        return ()
+    reason = (f"Attention ({model.attention}) lets every decoder step look at all encoder "
+              f"outputs: {SCORE_FUNCTIONS[model.attention]}. The attentional layer W_c maps "
+              "[context; h_t] (2 × units values) back to units, with a bias; the output "
+              "dense layer reads its tanh, the attentional vector, instead of h_t. That "
+              "vector is units wide too, so the output layer's count does not change. These "
+              "are dense layers, counted alike by Keras and PyTorch.")
+    if model.input_feeding:
+        reason += (" With input feeding the decoder's first layer also reads the previous "
+                   "attentional vector: its input_dim is the target one-hot width + units.")
+    return (reason,)
