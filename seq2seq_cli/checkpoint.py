@@ -1,16 +1,18 @@
-"""Checkpoints: plain data only, written atomically, read with ``weights_only=True``.
+"""Checkpoints: the one owner of the format. Plain data only, written atomically, read
+with ``weights_only=True``.
 
 A checkpoint holds everything needed to rebuild the model and resume training exactly:
 state dicts, the resolved config as a dict, both vocabularies as lists of strings,
-counters and RNG states. Loading never unpickles arbitrary objects, so a hostile file
-cannot run code.
+counters and RNG states. ``Checkpoint`` is its typed form (``to_payload`` /
+``from_payload``); training, resume, inspect-params and the Translator all go through it.
+Loading never unpickles arbitrary objects, so a hostile file cannot run code.
 """
 
 from __future__ import annotations
 
 import pickle
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +20,11 @@ import torch
 
 from seq2seq_cli import __version__
 from seq2seq_cli.atomic import atomic_write
-from seq2seq_cli.config import Config, config_from_dict
+from seq2seq_cli.config import Config, config_from_dict, config_to_dict
 from seq2seq_cli.data import Vocabularies
 from seq2seq_cli.errors import CheckpointError, ConfigError, DataError
 from seq2seq_cli.model import Seq2Seq, build_model
+from seq2seq_cli.run_dir import RunDirectory
 
 FORMAT = "seq2seq-cli checkpoint"
 FORMAT_VERSION = 1
@@ -44,14 +47,14 @@ def resolve_checkpoint(target: str | Path) -> Path:
     """A run directory means its ``checkpoints/best.pt``; a file is taken as it is."""
     path = Path(target)
     if path.is_dir():
-        best = path / "checkpoints" / "best.pt"
-        if not best.exists():
-            last = path / "checkpoints" / "last.pt"
-            hint = (f"; {last} exists (the run stopped before its first epoch ended): give "
-                    "that file to use it" if last.exists() else
+        run = RunDirectory(path)
+        if not run.best.exists():
+            hint = (f"; {run.last} exists (the run stopped before its first epoch ended): "
+                    "give that file to use it" if run.last.exists() else
                     "; give a run directory of `seq2seq train` or a .pt file")
-            raise CheckpointError(f"{path}: no checkpoints/best.pt in this directory{hint}")
-        return best
+            raise CheckpointError(f"{path}: no {run.best.relative_to(path)} in this "
+                                  f"directory{hint}")
+        return run.best
     if not path.exists():
         raise CheckpointError(f"{path}: no such run directory or checkpoint file")
     return path
@@ -113,6 +116,93 @@ def _validate(path: Path, payload: Any) -> None:
 
 
 @dataclass(frozen=True)
+class TrainingState:
+    """What resuming needs besides the weights; absent from an averaged checkpoint."""
+
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any] | None
+    scaler: dict[str, Any] | None
+    progress: dict[str, Any]  # train.Progress as a dict
+    history: list[dict[str, Any]]  # metrics.jsonl's records so far
+    rng: dict[str, Any]  # {"torch": state, "cuda": [states]}
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint in typed form. ``to_payload`` is what is written; ``from_payload``
+    validates what was read (a damaged or forged file is a CheckpointError)."""
+
+    config: Config
+    vocabs: Vocabularies
+    weights: dict[str, torch.Tensor]  # the model's state dict
+    epoch: int  # completed epochs
+    max_source_length: int  # longest training source in characters (0: not recorded)
+    max_target_length: int
+    training: TrainingState | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. what an average was made of
+
+    def to_payload(self) -> dict[str, Any]:
+        payload = {
+            "config": config_to_dict(self.config),
+            "vocab": self.vocabs.to_dict(),
+            "model": self.weights,
+            "epoch": self.epoch,
+            "lengths": {"source": self.max_source_length, "target": self.max_target_length},
+            **self.extra,
+        }
+        if self.training is not None:
+            t = self.training
+            payload |= {"optimizer": t.optimizer, "scheduler": t.scheduler, "scaler": t.scaler,
+                        "progress": t.progress, "history": t.history, "rng": t.rng}
+        return payload
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any], path: Path) -> Checkpoint:
+        try:
+            config = config_from_dict(payload["config"], f"{path} (embedded config)")
+            vocabs = Vocabularies.from_dict(payload["vocab"])
+            lengths = payload.get("lengths") or {}
+            checkpoint = cls(config, vocabs, dict(payload["model"]), int(payload["epoch"]),
+                             int(lengths.get("source", 0)), int(lengths.get("target", 0)),
+                             _training_state(payload))
+        except (ConfigError, DataError, KeyError, TypeError, ValueError,
+                AttributeError) as exc:
+            raise CheckpointError(f"{path}: damaged checkpoint ({type(exc).__name__}: "
+                                  f"{_first_line(exc)})") from None
+        _check_weight_shapes(path, config, vocabs, checkpoint.weights)
+        return checkpoint
+
+    def build_model(self, device: torch.device | str = "cpu") -> Seq2Seq:
+        """The model these weights belong to, in eval mode on ``device``."""
+        model = build_model(self.config.model, self.vocabs.source.num_features,
+                            self.vocabs.target.num_features)
+        model.load_state_dict(self.weights)
+        return model.to(device).eval()
+
+
+def _training_state(payload: dict[str, Any]) -> TrainingState | None:
+    if "optimizer" not in payload or "progress" not in payload:
+        return None
+    return TrainingState(payload["optimizer"], payload.get("scheduler"), payload.get("scaler"),
+                         dict(payload["progress"]), list(payload.get("history", [])),
+                         payload["rng"])
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else ""
+
+
+def read_checkpoint(target: str | Path) -> Checkpoint:
+    """The typed checkpoint of a run directory (its best.pt) or a checkpoint file."""
+    path = resolve_checkpoint(target)
+    return Checkpoint.from_payload(load_checkpoint(path), path)
+
+
+def write_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
+    save_checkpoint(path, checkpoint.to_payload())
+
+
+@dataclass(frozen=True)
 class TrainedModel:
     config: Config
     vocabs: Vocabularies
@@ -126,22 +216,14 @@ class TrainedModel:
 def load_trained_model(target: str | Path, device: torch.device | str = "cpu") -> TrainedModel:
     """Rebuild the model of a run directory or checkpoint file, in eval mode on ``device``."""
     path = resolve_checkpoint(target)
-    payload = load_checkpoint(path)
+    checkpoint = Checkpoint.from_payload(load_checkpoint(path), path)
     try:
-        config = config_from_dict(payload["config"], f"{path} (embedded config)")
-        vocabs = Vocabularies.from_dict(payload["vocab"])
-        _check_weight_shapes(path, config, vocabs, payload["model"])
-        model = build_model(config.model, vocabs.source.num_features,
-                            vocabs.target.num_features)
-        model.load_state_dict(payload["model"])
-        epoch, lengths = int(payload["epoch"]), payload.get("lengths", {})
-        max_source, max_target = int(lengths.get("source", 0)), int(lengths.get("target", 0))
-    except (ConfigError, DataError, KeyError, TypeError, ValueError, AttributeError,
-            RuntimeError) as exc:
-        raise CheckpointError(f"{path}: damaged checkpoint ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
-    model.to(device).eval()
-    return TrainedModel(config, vocabs, model, epoch, path, max_source, max_target)
+        model = checkpoint.build_model(device)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: damaged checkpoint (RuntimeError: "
+                              f"{_first_line(exc)})") from None
+    return TrainedModel(checkpoint.config, checkpoint.vocabs, model, checkpoint.epoch, path,
+                        checkpoint.max_source_length, checkpoint.max_target_length)
 
 
 def _check_weight_shapes(path: Path, config: Config, vocabs: Vocabularies,

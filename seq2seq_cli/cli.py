@@ -163,6 +163,14 @@ def translate(
     format: Annotated[TranslateFormat, typer.Option(
         "--format", help="text: one line per output; tsv: source, translation, score; "
         "jsonl: one JSON object per source.")] = TranslateFormat.text,
+    with_attention: Annotated[bool, typer.Option(
+        "--with-attention", help="With --format jsonl: add each hypothesis's attention "
+        "weights (a row per output character and EOS, a column per source character).")
+    ] = False,
+    attention_plot: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--attention-plot", metavar="FILE.png", help="Draw the attention weights of the "
+        "best translation of one source text as a heatmap (needs the `plot` extra).")
+    ] = None,
     device: DeviceOption = Device.auto,
 ) -> None:
     """Translate texts with a trained model (greedy or beam search, batched)."""
@@ -173,17 +181,28 @@ def translate(
         load_model,
         translate_stream,
     )
-    from seq2seq_cli.ui.translate_view import render_warnings, source_lines, write_translations
+    from seq2seq_cli.ui.translate_view import (
+        attention_drawer,
+        check_attention_options,
+        render_warnings,
+        source_lines,
+        write_translations,
+    )
 
     if input == "-" and sys.stdin.isatty():
         batch_size = 1  # someone typing: answer each line at once, not after 256 of them
-    settings = TranslateSettings(beam_size, n_best, length_penalty, batch_size, max_length)
+    settings = TranslateSettings(beam_size, n_best, length_penalty, batch_size, max_length,
+                                 with_attention=with_attention or attention_plot is not None)
     settings.check()
-    sources = source_lines(texts or [], input, output)  # input errors before the model loads
+    check_attention_options(format.value, with_attention)
+    draw = attention_drawer(attention_plot)  # None without the option; needs matplotlib
+    # Input errors before the model loads; --attention-plot takes exactly one source.
+    sources = source_lines(texts or [], input, output, only_one=draw is not None)
     trained = load_model(model, device.value)
+    settings.check_model(trained)
     notes = InputNotes()
     write_translations(translate_stream(trained, sources, settings, notes), output,
-                       format.value, n_best)
+                       format.value, n_best, with_attention=with_attention, draw=draw)
     render_warnings(input_warnings(notes, trained.max_source_length))
 
 

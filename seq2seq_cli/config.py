@@ -398,6 +398,8 @@ def _parse_override_value(section: str, key: str, raw: str) -> Any:
     if raw.lower() in ("null", "none", "~", ""):
         if optional:
             return None
+        if base is str and raw:  # `none` is a value of model.attention, train.lr_schedule
+            return raw
         raise ConfigError(f"--set {dotted}={raw}: null is not allowed; expected "
                           f"{_type_name(hint)}")
     try:

@@ -1,14 +1,18 @@
-"""Loss and accuracy curves as ``curves.png`` (needs the optional ``plot`` extra: matplotlib).
+"""Pictures (need the optional ``plot`` extra: matplotlib): training curves as ``curves.png``
+and the attention weights of one translation (``translate --attention-plot``).
 
-Importing this module raises ImportError without matplotlib; training then skips the plot.
+Importing this module raises ImportError without matplotlib; training then skips the plot,
+translate turns it into an error that says how to install the extra.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # files only; never needs a display
 
@@ -41,3 +45,49 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
         atomic_write(path, lambda handle: figure.savefig(handle, format="png", dpi=80))
     finally:
         plt.close(figure)
+
+
+EOS_LABEL = "</s>"
+_VISIBLE = {" ": "\N{OPEN BOX}", "\t": "\N{RIGHTWARDS ARROW TO BAR}"}  # ␣ and ⇥
+INCHES_PER_CHARACTER = 0.3  # room for one tick label, so longer texts get larger pictures
+MAX_INCHES = 80  # 6400 pixels at PLOT_DPI: matplotlib refuses much larger images
+PLOT_DPI = 80
+
+
+def plot_attention(weights: np.ndarray, source: str, output: str, path: Path) -> None:
+    """Write ``path``: ``weights`` (output steps, source characters) as a heatmap.
+
+    Source characters run across, output characters down; a row beyond ``output`` is the
+    EOS step. The figure grows with both texts, so every character keeps its tick label.
+    """
+    rows, columns = weights.shape
+    figure, axes = plt.subplots(figsize=(_inches(columns, 3.0), _inches(rows, 2.5)))
+    try:
+        with warnings.catch_warnings():
+            # A script the font lacks still gets its heatmap, with boxes as labels.
+            warnings.filterwarnings("ignore", message=r"Glyph .* missing from")
+            _heatmap(figure, axes, weights, source, output)
+            atomic_write(path, lambda handle: figure.savefig(handle, format="png",
+                                                             dpi=PLOT_DPI))
+    finally:
+        plt.close(figure)
+
+
+def _heatmap(figure: Any, axes: Any, weights: np.ndarray, source: str, output: str) -> None:
+    image = axes.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    eos_rows = weights.shape[0] - len(output)
+    axes.set_xticks(range(len(source)), [_visible(ch) for ch in source])
+    axes.set_yticks(range(weights.shape[0]),
+                    [_visible(ch) for ch in output] + [EOS_LABEL] * eos_rows)
+    axes.set_xlabel("source")
+    axes.set_ylabel("output")
+    figure.colorbar(image, ax=axes, fraction=0.05, pad=0.02)
+    figure.tight_layout()
+
+
+def _inches(characters: int, margin: float) -> float:
+    return min(margin + INCHES_PER_CHARACTER * characters, MAX_INCHES)
+
+
+def _visible(ch: str) -> str:
+    return _VISIBLE.get(ch, ch if ch.isprintable() else f"U+{ord(ch):04X}")

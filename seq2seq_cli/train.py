@@ -22,8 +22,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from seq2seq_cli.batching import IGNORE_INDEX, Batch, epoch_batches, make_batch
-from seq2seq_cli.checkpoint import load_checkpoint, save_checkpoint
-from seq2seq_cli.config import Config, config_from_dict, config_to_dict, dump_config
+from seq2seq_cli.checkpoint import (
+    Checkpoint,
+    TrainingState,
+    load_checkpoint,
+    write_checkpoint,
+)
+from seq2seq_cli.config import Config, config_to_dict, dump_config
 from seq2seq_cli.data import (
     EncodedPairs,
     Pair,
@@ -184,9 +189,9 @@ def _setup(config: Config, run: RunDirectory, resume: bool, overwrite: bool,
     ``run_lock`` until training ends."""
     _check_precision(config, dist.device)  # before anything is written
     threads = configure_threads(config.train.threads, dist.local_world_size)
-    payload = dist.from_main(lambda: _check_run_dir(config, run, resume, overwrite, run_lock))
-    if payload is not None:
-        config = _resumed_config(config, payload)
+    resumed = dist.from_main(lambda: _check_run_dir(config, run, resume, overwrite, run_lock))
+    if resumed is not None:
+        config = replace(resumed.config, train=config.train)  # data and model checked equal
     # Every check that a config or corpus can fail comes before the run directory is
     # touched: a typo leaves no half-made run behind, and --overwrite deletes nothing.
     corpus = load_corpus(config.data)
@@ -194,13 +199,12 @@ def _setup(config: Config, run: RunDirectory, resume: bool, overwrite: bool,
         raise DataError(f"train.select_by = {config.train.select_by!r} needs validation "
                         f"pairs, and the split of {config.data.path} left none; use "
                         "data.val_path or a larger corpus")
-    vocabs = (Vocabularies.from_dict(payload["vocab"]) if payload is not None
-              else build_vocabularies(corpus.train))
-    if payload is None:
+    vocabs = resumed.vocabs if resumed is not None else build_vocabularies(corpus.train)
+    if resumed is None:
         dist.from_main(lambda: _lay_out_run(run, overwrite, config, vocabs, run_lock))
     trainer = _build_trainer(config, run, vocabs, corpus, dist, on_event, should_stop)
-    if payload is not None:
-        _restore(trainer, payload)
+    if resumed is not None:
+        _restore(trainer, resumed)
     on_event(RunStarted(run.root, str(dist.device), threads, dist.world_size,
                         len(corpus.train), len(corpus.val), len(corpus.test),
                         len(_epoch_plan(trainer, 1)),
@@ -210,16 +214,19 @@ def _setup(config: Config, run: RunDirectory, resume: bool, overwrite: bool,
 
 
 def _check_run_dir(config: Config, run: RunDirectory, resume: bool, overwrite: bool,
-                   run_lock: contextlib.ExitStack) -> dict[str, Any] | None:
+                   run_lock: contextlib.ExitStack) -> Checkpoint | None:
     """Runs on rank 0 only: check the run directory; to resume, lock it and load last.pt."""
     run.check_usable(resume=resume, overwrite=overwrite)
     if not resume:
         return None  # a new run is locked once its config and corpus have loaded
     run_lock.enter_context(run.locked())
-    payload = load_checkpoint(run.last)
-    _check_resumable(config, payload, run)
+    checkpoint = Checkpoint.from_payload(load_checkpoint(run.last), run.last)
+    if checkpoint.training is None:
+        raise CheckpointError(f"{run.last}: holds weights only (no optimizer state), so "
+                              "training cannot resume from it")
+    _check_resumable(config, checkpoint)
     run.remove_temporaries()  # left by a killed process; last.pt is intact without them
-    return payload
+    return checkpoint
 
 
 def _lay_out_run(run: RunDirectory, overwrite: bool, config: Config, vocabs: Vocabularies,
@@ -234,27 +241,15 @@ def _lay_out_run(run: RunDirectory, overwrite: bool, config: Config, vocabs: Voc
     run.write_text(run.vocab, vocabs.to_json())
 
 
-def _check_resumable(config: Config, payload: dict[str, Any], run: RunDirectory) -> None:
-    try:
-        Vocabularies.from_dict(payload["vocab"])
-    except (DataError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{run.last}: damaged checkpoint vocabularies "
-                              f"({type(exc).__name__})") from None
-    saved = config_from_dict(payload["config"], f"{run.last} (embedded config)")
+def _check_resumable(config: Config, checkpoint: Checkpoint) -> None:
     for section in ("data", "model"):
-        before, now = config_to_dict(saved)[section], config_to_dict(config)[section]
+        before, now = config_to_dict(checkpoint.config)[section], config_to_dict(config)[section]
         changed = [k for k in before if before[k] != now[k]]
         if changed:
             key = changed[0]
             raise ConfigError(f"--resume: {section}.{key} = {now[key]!r} differs from the run's "
                               f"{before[key]!r}; a resumed run keeps its data and model "
                               "settings (only train.* may change)")
-
-
-def _resumed_config(config: Config, payload: dict[str, Any]) -> Config:
-    # Data and model settings are checked equal; train settings are the new ones.
-    saved = config_from_dict(payload["config"])
-    return replace(saved, train=config.train)
 
 
 def _build_trainer(config: Config, run: RunDirectory, vocabs: Vocabularies, corpus,
@@ -490,10 +485,10 @@ def _write_epoch(trainer: Trainer, metrics: dict[str, Any],
         return
     run = trainer.run
     if is_best:
-        save_checkpoint(run.best, _checkpoint_payload(trainer))
+        write_checkpoint(run.best, _checkpoint(trainer))
     run.append_metrics(metrics)
     run.write_text(run.samples(metrics["epoch"]), _format_samples(samples))
-    save_checkpoint(run.last, _checkpoint_payload(trainer))
+    write_checkpoint(run.last, _checkpoint(trainer))
     _plot_curves(trainer)
 
 
@@ -572,11 +567,11 @@ def _score_test_split(trainer: Trainer) -> dict[str, Any] | None:
     one), also written to test_metrics.json."""
     if not trainer.test_texts or not trainer.dist.is_main or not trainer.run.best.exists():
         return None
-    payload = load_checkpoint(trainer.run.best)
-    trainer.model.load_state_dict(payload["model"])
+    best = Checkpoint.from_payload(load_checkpoint(trainer.run.best), trainer.run.best)
+    trainer.model.load_state_dict(best.weights)
     hypotheses = _greedy(trainer, [s for s, _ in trainer.test_texts])
     references = [r for _, r in trainer.test_texts]
-    report = {"checkpoint": "best.pt", "epoch": payload["epoch"],
+    report = {"checkpoint": trainer.run.best.name, "epoch": best.epoch,
               "n": len(trainer.test_texts), "exact_match": exact_match(hypotheses, references),
               "chrf": chrf(hypotheses, references)}
     trainer.run.write_text(trainer.run.test_metrics, json.dumps(report, indent=1) + "\n")
@@ -588,32 +583,28 @@ def _score_test_split(trainer: Trainer) -> dict[str, Any] | None:
 
 def _save_last(trainer: Trainer) -> None:
     if trainer.dist.is_main:
-        save_checkpoint(trainer.run.last, _checkpoint_payload(trainer))
+        write_checkpoint(trainer.run.last, _checkpoint(trainer))
 
 
-def _checkpoint_payload(trainer: Trainer) -> dict[str, Any]:
+def _checkpoint(trainer: Trainer) -> Checkpoint:
     p = trainer.progress
-    return {
-        "config": config_to_dict(trainer.config),
-        "vocab": trainer.vocabs.to_dict(),
-        "model": trainer.model.state_dict(),
-        "optimizer": trainer.optimizer.state_dict(),
-        "scheduler": trainer.scheduler.state_dict() if trainer.scheduler else None,
-        "scaler": trainer.scaler.state_dict(),
-        "epoch": p.epoch,
-        "progress": vars(p).copy(),
-        "history": list(trainer.history),
-        "lengths": {"source": int(trainer.train_pairs.source.lengths.max()),
-                    "target": int(trainer.train_pairs.target.lengths.max())},
-        "rng": {"torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
-    }
+    training = TrainingState(
+        optimizer=trainer.optimizer.state_dict(),
+        scheduler=trainer.scheduler.state_dict() if trainer.scheduler else None,
+        scaler=trainer.scaler.state_dict(),
+        progress=vars(p).copy(),
+        history=list(trainer.history),
+        rng={"torch": torch.get_rng_state(),
+             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []})
+    return Checkpoint(trainer.config, trainer.vocabs, trainer.model.state_dict(), p.epoch,
+                      int(trainer.train_pairs.source.lengths.max()),
+                      int(trainer.train_pairs.target.lengths.max()), training)
 
 
-def _restore(trainer: Trainer, payload: dict[str, Any]) -> None:
+def _restore(trainer: Trainer, checkpoint: Checkpoint) -> None:
     """Put model, optimizer, scheduler, counters and RNG back exactly as they were saved."""
     try:
-        _load_state(trainer, payload)
+        _load_state(trainer, checkpoint.weights, checkpoint.training)
     except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
         # A file with our format marker but damaged or forged state: not resumable.
         detail = str(exc).splitlines()[0][:200] if str(exc) else ""
@@ -623,15 +614,16 @@ def _restore(trainer: Trainer, payload: dict[str, Any]) -> None:
         trainer.run.truncate_metrics(trainer.progress.epoch)
 
 
-def _load_state(trainer: Trainer, payload: dict[str, Any]) -> None:
-    trainer.model.load_state_dict(payload["model"])
-    trainer.optimizer.load_state_dict(payload["optimizer"])
-    if trainer.scheduler is not None and payload.get("scheduler"):
-        trainer.scheduler.load_state_dict(payload["scheduler"])
-    if payload.get("scaler"):
-        trainer.scaler.load_state_dict(payload["scaler"])
-    trainer.progress = Progress(**payload["progress"])
-    trainer.history = list(payload.get("history", []))
-    torch.set_rng_state(payload["rng"]["torch"])
-    if payload["rng"]["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(payload["rng"]["cuda"])
+def _load_state(trainer: Trainer, weights: dict[str, torch.Tensor],
+                training: TrainingState) -> None:
+    trainer.model.load_state_dict(weights)
+    trainer.optimizer.load_state_dict(training.optimizer)
+    if trainer.scheduler is not None and training.scheduler:
+        trainer.scheduler.load_state_dict(training.scheduler)
+    if training.scaler:
+        trainer.scaler.load_state_dict(training.scaler)
+    trainer.progress = Progress(**training.progress)
+    trainer.history = list(training.history)
+    torch.set_rng_state(training.rng["torch"])
+    if training.rng["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(training.rng["cuda"])

@@ -34,17 +34,27 @@ class TranslateSettings:
     length_penalty: float = 1.0
     batch_size: int = 256
     max_length: int | None = None  # None: default_max_length of the checkpoint
+    with_attention: bool = False  # fill Hypothesis.attention (models with attention only)
 
     def check(self) -> None:
         Search(self.max_length or 1, self.beam_size, self.n_best, self.length_penalty).check()
         if self.batch_size < 1:
             raise UserError(f"--batch-size {self.batch_size}: must be at least 1")
 
+    def check_model(self, trained: TrainedModel) -> None:
+        """Refuse weights a model cannot give, as soon as it is loaded, before any input."""
+        if self.with_attention and trained.model.attention is None:
+            raise UserError(f"{trained.path}: this model has no attention (model.attention = "
+                            f"'{trained.config.model.attention}'), so there are no weights "
+                            "for --attention-plot or --with-attention; train with "
+                            "model.attention set to dot, general or additive")
+
 
 @dataclass(frozen=True)
 class Translation:
     source: str  # the line as given, before normalisation
     hypotheses: list[Hypothesis]  # best first, 1 to n_best of them
+    normalised: str  # the source as the model read it: the columns of the attention
 
 
 @dataclass
@@ -72,6 +82,7 @@ def translate_stream(trained: TrainedModel, lines: Iterable[str], settings: Tran
                      notes: InputNotes) -> Iterator[list[Translation]]:
     """Translations of ``lines`` (raw, normalised here as in training), chunk by chunk."""
     settings.check()
+    settings.check_model(trained)
     max_length = settings.max_length or default_max_length(trained.max_target_length)
     device = next(trained.model.parameters()).device
     lines = iter(lines)
@@ -80,7 +91,8 @@ def translate_stream(trained: TrainedModel, lines: Iterable[str], settings: Tran
         for source in sources:
             notes.note(source, trained.vocabs.source, trained.max_source_length)
         found = _translate(trained, sources, settings, max_length, device)
-        yield [Translation(line, hypotheses) for line, hypotheses in zip(chunk, found)]
+        yield [Translation(line, hypotheses, source)
+               for line, hypotheses, source in zip(chunk, found, sources)]
 
 
 def _translate(trained: TrainedModel, sources: list[str], settings: TranslateSettings,
@@ -88,7 +100,8 @@ def _translate(trained: TrainedModel, sources: list[str], settings: TranslateSet
     return translate_texts(trained.model, trained.vocabs, sources, max_length=max_length,
                            device=device, batch_size=settings.batch_size,
                            beam_size=settings.beam_size, n_best=settings.n_best,
-                           length_penalty=settings.length_penalty)
+                           length_penalty=settings.length_penalty,
+                           with_attention=settings.with_attention)
 
 
 def input_warnings(notes: InputNotes, max_source_length: int) -> list[str]:

@@ -185,3 +185,12 @@ def test_readme_documents_every_config_key():
     for key, type_name, default, help_text in config_reference():
         row = f"| `{key}` | {type_name} | `{default}` | {help_text} |"
         assert row in readme, f"the README's config reference row for {key} is not {row}"
+
+
+@pytest.mark.parametrize("override, key, value", [
+    ("model.attention=none", "attention", "none"), ("train.lr_schedule=none", "lr_schedule",
+                                                    "none")])
+def test_none_is_a_value_of_string_fields_with_that_choice(override, key, value):
+    config = load_config(None, ["model.attention=dot", "train.lr_schedule=plateau", override])
+    section = config.model if override.startswith("model") else config.train
+    assert getattr(section, key) == value
