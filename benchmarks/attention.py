@@ -13,9 +13,8 @@ from pathlib import Path
 
 from machine import median
 from report import Check, Section
-from seq2seq_cli.checkpoint import load_trained_model
+from seq2seq_cli import Translator
 from seq2seq_cli.config import Config
-from seq2seq_cli.decode import default_max_length, translate_texts
 from training import Run, epoch_time, recipe_config, run_interleaved, val_loss
 
 PLAIN = "plain"
@@ -75,13 +74,11 @@ def _decoding_section(run_dirs: dict[str, Path], sources: list[str], repeats: in
     seconds: dict[tuple[str, int], list[float]] = {}
     for repeat in range(1, repeats + 1):
         for name, run_dir in run_dirs.items():
-            trained = load_trained_model(run_dir, "cpu")
-            max_length = default_max_length(trained.max_target_length)
+            translator = Translator.load(run_dir, "cpu")
             for beam in (1, 5):
                 log(f"decoding with {name}, beam {beam}: repeat {repeat}/{repeats}")
                 started = time.perf_counter()
-                translate_texts(trained.model, trained.vocabs, sources, max_length=max_length,
-                                device="cpu", beam_size=beam)
+                translator.translate(sources, beam_size=beam)
                 seconds.setdefault((name, beam), []).append(time.perf_counter() - started)
     plain = median(seconds[PLAIN, 1])
     fast = median(seconds[FAST, 1])

@@ -4,7 +4,7 @@
 
 Why does batching=length miss "epoch ≤ 0.45 × pad_to_max at equal or better val loss"?
 Each variant below changes one thing in the library's training step, by swapping in a
-different batch plan (``_epoch_plan``) or step (``_train_step``) for that trainer only,
+different batch plan (``epoch_plan``) or step (``train_step``) for that trainer only,
 without editing the library. All variants train the same pairs with the same seed and
 take turns batch by batch (see training.py), then report epoch seconds and val loss.
 """
@@ -25,12 +25,12 @@ from machine import OtherLoad, cores, median
 from seq2seq_cli.batching import epoch_batches
 from seq2seq_cli.train import (
     Trainer,
-    _autocast,
-    _epoch_plan,
-    _make_batch,
-    _to_device,
-    _train_step,
+    autocast,
+    epoch_plan,
     sequence_loss,
+    to_device,
+    train_step,
+    training_batch,
 )
 from training import epochs_in_turn, recipe_config, start_trainer
 
@@ -84,9 +84,9 @@ def split_step(trainer: Trainer, rows: np.ndarray, parts: int) -> tuple[float, i
     total = 0.0
     for sub in np.array_split(rows[np.argsort(target[rows], kind="stable")], parts):
         # The lengths are dropped on purpose: this variant lets the encoder read padding.
-        encoder_input, decoder_input, classes, *_ = _to_device(
-            trainer, _make_batch(trainer, trainer.train_pairs, sub))
-        with _autocast(trainer):
+        encoder_input, decoder_input, classes, *_ = to_device(
+            trainer, training_batch(trainer, trainer.train_pairs, sub))
+        with autocast(trainer):
             logits = trainer.model(encoder_input, decoder_input)
         loss_sum = sequence_loss(logits, classes)
         (loss_sum / global_steps).backward()
@@ -110,13 +110,13 @@ VARIANTS: dict[str, tuple[str, Plan | None, int]] = {
 
 
 def _plan_of(trainer: Trainer, epoch: int) -> list[np.ndarray]:
-    plan = getattr(trainer, "bench_plan", None) or _epoch_plan
+    plan = getattr(trainer, "bench_plan", None) or epoch_plan
     return plan(trainer, epoch)
 
 
 def _step_of(trainer: Trainer, rows: np.ndarray) -> tuple[float, int]:
     parts = getattr(trainer, "bench_parts", 0)
-    return split_step(trainer, rows, parts) if parts else _train_step(trainer, rows)
+    return split_step(trainer, rows, parts) if parts else train_step(trainer, rows)
 
 
 def run_seed(corpus: Path, seed: int, epochs: int, precision: str,
@@ -141,7 +141,7 @@ def main() -> int:
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     args = parser.parse_args()
     torch.set_num_threads(cores())
-    training._epoch_plan, training._train_step = _plan_of, _step_of  # per-trainer choice
+    training.epoch_plan, training.train_step = _plan_of, _step_of  # per-trainer choice
     seconds: dict[str, list[float]] = {name: [] for name in VARIANTS}
     losses: dict[str, list[float]] = {name: [] for name in VARIANTS}
     with tempfile.TemporaryDirectory() as workdir, OtherLoad() as load:

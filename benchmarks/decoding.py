@@ -13,29 +13,24 @@ from pathlib import Path
 
 from machine import median
 from report import Check, Section
-from seq2seq_cli.checkpoint import TrainedModel, load_trained_model
-from seq2seq_cli.decode import translate_texts
-from seq2seq_cli.translate import default_max_length
+from seq2seq_cli import Translator
 
 GREEDY, SINGLE, BEAM = "batched greedy", "one at a time greedy", "beam 5 (batched)"
 GREEDY_SECONDS, BEAM_SECONDS, SPEEDUP = 2.0, 10.0, 20.0
 BATCH_SIZE = 256  # translate's default --batch-size
 
 
-def _decoder(trained: TrainedModel, sources: list[str], batch_size: int,
+def _decoder(translator: Translator, sources: list[str], batch_size: int,
              beam_size: int) -> Callable[[], list[str]]:
-    max_length = default_max_length(trained.max_target_length)
-
     def decode() -> list[str]:
-        found = translate_texts(trained.model, trained.vocabs, sources, max_length=max_length,
-                                device="cpu", batch_size=batch_size, beam_size=beam_size)
-        return [hyps[0].text for hyps in found]
+        found = translator.translate(sources, batch_size=batch_size, beam_size=beam_size)
+        return [t.hypotheses[0].text for t in found]
 
     return decode
 
 
-def _one_at_a_time(trained: TrainedModel, sources: list[str]) -> Callable[[], list[str]]:
-    singles = [_decoder(trained, [s], 1, 1) for s in sources]
+def _one_at_a_time(translator: Translator, sources: list[str]) -> Callable[[], list[str]]:
+    singles = [_decoder(translator, [s], 1, 1) for s in sources]
     return lambda: [decode()[0] for decode in singles]
 
 
@@ -47,10 +42,10 @@ def _timed(work: Callable[[], list[str]]) -> tuple[float, list[str]]:
 
 def decoding_section(run_dir: Path, sources: list[str], single_count: int, repeats: int,
                      epochs: int, log: Callable[[str], None]) -> Section:
-    trained = load_trained_model(run_dir, "cpu")
-    modes = {GREEDY: _decoder(trained, sources, BATCH_SIZE, 1),
-             SINGLE: _one_at_a_time(trained, sources[:single_count]),
-             BEAM: _decoder(trained, sources, BATCH_SIZE, 5)}
+    translator = Translator.load(run_dir, "cpu")
+    modes = {GREEDY: _decoder(translator, sources, BATCH_SIZE, 1),
+             SINGLE: _one_at_a_time(translator, sources[:single_count]),
+             BEAM: _decoder(translator, sources, BATCH_SIZE, 5)}
     seconds: dict[str, list[float]] = {name: [] for name in modes}
     outputs: dict[str, list[str]] = {}
     for repeat in range(1, repeats + 1):

@@ -21,19 +21,19 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from machine import cores
-from seq2seq_cli.train import _autocast, _epoch_plan, _make_batch, _to_device, sequence_loss
+from seq2seq_cli.train import autocast, epoch_plan, sequence_loss, to_device, training_batch
 from training import VARIANTS, recipe_config, start_trainer
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "fra-eng.tsv"
 
 
 def timed_step(trainer, rows, phases: dict[str, float]) -> None:
-    """``_train_step`` for one process, fp32, with a clock around every phase."""
+    """``train_step`` for one process, fp32, with a clock around every phase."""
     marks = [time.perf_counter()]
-    batch = _make_batch(trainer, trainer.train_pairs, rows)
-    encoder_input, decoder_input, target, *lengths = _to_device(trainer, batch)
+    batch = training_batch(trainer, trainer.train_pairs, rows)
+    encoder_input, decoder_input, target, *lengths = to_device(trainer, batch)
     marks.append(time.perf_counter())
-    with _autocast(trainer):
+    with autocast(trainer):
         logits = trainer.model(encoder_input, decoder_input, *lengths)
     marks.append(time.perf_counter())
     steps = int((target != -100).sum())
@@ -59,7 +59,7 @@ def main() -> int:
     torch.set_num_threads(cores())
     config = recipe_config(args.corpus.resolve(), 10_000, 1, VARIANTS[args.variant])
     trainer = start_trainer(config, Path(tempfile.mkdtemp(prefix="seq2seq-profile-")) / "run")
-    plan = _epoch_plan(trainer, 1)
+    plan = epoch_plan(trainer, 1)
     warm: dict[str, float] = defaultdict(float)
     for rows in plan:
         timed_step(trainer, rows, warm)

@@ -90,11 +90,9 @@ def worker(job_file: Path) -> None:
     """Train one variant within its CPU budget, then score its best checkpoint."""
     import torch
 
-    from seq2seq_cli.checkpoint import load_trained_model
+    from seq2seq_cli import Translator
     from seq2seq_cli.config import load_config
     from seq2seq_cli.data import load_corpus
-    from seq2seq_cli.decode import default_max_length, translate_texts
-    from seq2seq_cli.metrics import chrf, exact_match
     from seq2seq_cli.train import TrainingStopped, train_from_config
 
     spec = json.loads(job_file.read_text())
@@ -108,23 +106,22 @@ def worker(job_file: Path) -> None:
                           on_event=lambda event: epochs.append(event)
                           if type(event).__name__ == "EpochEnded" else None,
                           should_stop=lambda: time.process_time() - started > budget)
-    trained = load_trained_model(spec["run_dir"])
+    translator = Translator.load(spec["run_dir"], "cpu")
     val = load_corpus(config.data).val
-    sources, references = [s for s, _ in val], [t for _, t in val]
     result = {"task": spec["task"], "name": spec["name"], "epochs": len(epochs),
-              "best_epoch": trained.epoch,
-              "parameters": sum(p.numel() for p in trained.model.parameters()),
+              "best_epoch": _best_epoch(epochs),
+              "parameters": sum(p.numel() for p in translator.model.parameters()),
               "best_val_loss": min(e.metrics["val_loss"] for e in epochs)}
     for beam in (1, BEAM):
         decode_started = time.perf_counter()
-        found = translate_texts(trained.model, trained.vocabs, sources, device="cpu",
-                                max_length=default_max_length(trained.max_target_length),
-                                beam_size=beam)
-        hypotheses = [h[0].text for h in found]
-        result[f"beam{beam}"] = {"chrf": chrf(hypotheses, references),
-                                 "exact_match": exact_match(hypotheses, references),
+        report = translator.evaluate(val, beam_size=beam)
+        result[f"beam{beam}"] = {"chrf": report.chrf, "exact_match": report.exact_match,
                                  "seconds": time.perf_counter() - decode_started}
     print(json.dumps(result))
+
+
+def _best_epoch(epochs: list) -> int:
+    return min(epochs, key=lambda event: event.metrics["val_loss"]).metrics["epoch"]
 
 
 # ---------------------------------------------------------------- orchestration

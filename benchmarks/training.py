@@ -4,9 +4,9 @@ All variants train the same data with the same seed for the same number of epoch
 Variants take turns batch by batch inside this one process (a step of A, of B, of C,
 then A again...), so that a noisy, shared machine slows them alike; epoch-level turns
 were not enough here (two neighbouring epochs differed up to 8× under other users'
-load). The loop is the trainer's own: ``_setup``, its ``_epoch_plan`` and
-``_train_step`` (what ``_train_epoch`` runs per batch, minus progress events) and
-``_end_epoch`` for validation. Epoch time is the sum of the steps' seconds, batch
+load). The loop is the trainer's own: ``setup_trainer``, its ``epoch_plan`` and
+``train_step`` (what ``_train_epoch`` runs per batch, minus progress events) and
+``end_epoch`` for validation. Epoch time is the sum of the steps' seconds, batch
 construction included, validation excluded: the trainer's "seconds" metric.
 """
 
@@ -27,7 +27,7 @@ from report import Check, Section
 from seq2seq_cli.config import Config, load_config
 from seq2seq_cli.distributed import Distributed
 from seq2seq_cli.run_dir import RunDirectory
-from seq2seq_cli.train import Trainer, _end_epoch, _epoch_plan, _setup, _train_step
+from seq2seq_cli.train import Trainer, end_epoch, epoch_plan, setup_trainer, train_step
 
 RECIPE_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "fra-eng.yaml"
 LENGTH, PADDED, BF16 = "mixed fp32", "pad_to_max fp32", "mixed bf16"
@@ -64,7 +64,7 @@ def recipe_config(corpus: Path, samples: int | None, epochs: int,
 def start_trainer(config: Config, run_dir: Path) -> Trainer:
     """A fresh trainer (seeded initialisation) writing into ``run_dir``, one process."""
     # The run directory's lock lives as long as the stack: for a benchmark, that is fine.
-    return _setup(config, RunDirectory(run_dir), False, False,
+    return setup_trainer(config, RunDirectory(run_dir), False, False,
                   Distributed(torch.device("cpu")), contextlib.ExitStack(),
                   lambda event: None, lambda: False)
 
@@ -73,9 +73,9 @@ def epoch_in_steps(trainer: Trainer) -> Iterator[None]:
     """``_train_epoch`` one batch at a time, so that variants can take turns batch by batch."""
     p = trainer.progress
     trainer.model.train()
-    for rows in _epoch_plan(trainer, p.epoch + 1):
+    for rows in epoch_plan(trainer, p.epoch + 1):
         started = time.perf_counter()
-        loss_sum, steps = _train_step(trainer, rows)
+        loss_sum, steps = train_step(trainer, rows)
         p.train_seconds += time.perf_counter() - started
         p.batches_done, p.loss_sum, p.target_steps = (
             p.batches_done + 1, p.loss_sum + loss_sum, p.target_steps + steps)
@@ -96,7 +96,7 @@ def epochs_in_turn(trainers: dict[str, Trainer], peaks: list[float]) -> dict[str
         for name, steps in list(pending.items()):
             if next(steps, DONE) is DONE:
                 del pending[name]
-    return {name: _end_epoch(trainer)[0] for name, trainer in trainers.items()}
+    return {name: end_epoch(trainer)[0] for name, trainer in trainers.items()}
 
 
 def run_interleaved(configs: dict[str, Config], repeats: int, epochs: int, workdir: Path,

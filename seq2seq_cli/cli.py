@@ -213,6 +213,11 @@ def evaluate(
     data: Annotated[Path, typer.Argument(
         help="Tab-separated pairs, the same formats as training.", show_default=False)],
     beam_size: Annotated[int, typer.Option(min=1, help="Beam width; 1 is greedy.")] = 1,
+    length_penalty: Annotated[float, typer.Option(
+        min=0.0, help="Beam scores are log-prob / length**alpha.")] = 1.0,
+    max_length: Annotated[Optional[int], typer.Option(  # noqa: UP045
+        min=1, help="Longest output in characters (default: 2 × the longest training "
+        "target + 10).")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Sources decoded at once.")] = 256,
     format: Annotated[OutputFormat, typer.Option(
         "--format", help="table for people, json for scripts.")] = OutputFormat.table,
@@ -222,11 +227,12 @@ def evaluate(
     device: DeviceOption = Device.auto,
 ) -> None:
     """Score a trained model on a test file: exact match, CER, chrF, BLEU."""
-    from seq2seq_cli.evaluate import evaluate_file
+    from seq2seq_cli.translator import evaluate_file
     from seq2seq_cli.ui.eval_view import render_evaluation, write_hypotheses
 
-    report = evaluate_file(model, data, beam_size=beam_size, batch_size=batch_size,
-                           worst=worst, device=device.value)
+    report = evaluate_file(model, data, beam_size=beam_size, length_penalty=length_penalty,
+                           max_length=max_length, batch_size=batch_size, worst=worst,
+                           device=device.value)
     if output_hypotheses is not None:
         write_hypotheses(report, output_hypotheses)
     render_evaluation(report, format.value)

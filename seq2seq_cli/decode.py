@@ -46,14 +46,14 @@ class Search:
 
     def check(self) -> None:
         if self.max_length < 1:
-            raise UserError(f"--max-length {self.max_length}: must be at least 1")
+            raise UserError(f"max_length = {self.max_length}: must be at least 1")
         if self.beam_size < 1:
-            raise UserError(f"--beam-size {self.beam_size}: must be at least 1")
+            raise UserError(f"beam_size = {self.beam_size}: must be at least 1")
         if not 1 <= self.n_best <= self.beam_size:
-            raise UserError(f"--n-best {self.n_best}: must be between 1 and --beam-size "
+            raise UserError(f"n_best = {self.n_best}: must be between 1 and beam_size "
                             f"({self.beam_size})")
         if not self.length_penalty >= 0:  # also refuses NaN
-            raise UserError(f"--length-penalty {self.length_penalty}: must be >= 0")
+            raise UserError(f"length_penalty = {self.length_penalty}: must be >= 0")
 
 
 def default_max_length(max_target_length: int) -> int:
@@ -81,7 +81,7 @@ def translate_texts(model: Seq2Seq, vocabs: Vocabularies, sources: list[str], *,
     search = Search(max_length, beam_size, n_best, length_penalty)
     search.check()
     if batch_size < 1:
-        raise UserError(f"--batch-size {batch_size}: must be at least 1")
+        raise UserError(f"batch_size = {batch_size}: must be at least 1")
     results = [[Hypothesis("", 0.0)] for _ in sources]
     # Similar lengths decode for similar numbers of steps; results go back by index.
     order = sorted((i for i, s in enumerate(sources) if s), key=lambda i: len(sources[i]))
@@ -124,6 +124,53 @@ def _trim_attention(hypothesis: Hypothesis, source_length: int) -> Hypothesis:
     """Keep the rows of the steps the text shows (and its EOS) and the real source columns."""
     steps = min(len(hypothesis.text) + 1, hypothesis.attention.shape[0])
     return replace(hypothesis, attention=hypothesis.attention[:steps, :source_length])
+
+
+def score_targets(model: Seq2Seq, vocabs: Vocabularies, sources: list[str],
+                  targets: list[str], *, device: torch.device | str,
+                  batch_size: int = 256) -> list[float]:
+    """Summed log-probability of each ALREADY normalised target, then EOS, given its
+    source: one teacher-forced pass, with BOS masked out as in decoding. A hypothesis
+    that decoding finished scores ``Hypothesis.score × (len(text) + 1) ** length_penalty``.
+    """
+    if batch_size < 1:
+        raise UserError(f"batch_size = {batch_size}: must be at least 1")
+    if any(not source for source in sources):
+        raise UserError("an empty source cannot be scored: the model reads at least one "
+                        "character")
+    scores = [0.0] * len(sources)
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                rows = order[start:start + batch_size]
+                found = _score_batch(model, vocabs, [sources[i] for i in rows],
+                                     [targets[i] for i in rows], torch.device(device))
+                for i, score in zip(rows, found):
+                    scores[i] = score
+    finally:
+        model.train(was_training)
+    return scores
+
+
+def _score_batch(model: Seq2Seq, vocabs: Vocabularies, sources: list[str],
+                 targets: list[str], device: torch.device) -> list[float]:
+    encoded = encode_sources(model, vocabs.source, sources, device)
+    ids = [vocabs.target.encode(t) + [EOS_ID] for t in targets]  # what must be emitted
+    steps = max(len(row) for row in ids)
+    emitted = np.zeros((len(ids), steps), dtype=np.int64)  # (B, T), PAD (0) after the end
+    for row, row_ids in enumerate(ids):
+        emitted[row, :len(row_ids)] = row_ids
+    fed = np.concatenate([np.full((len(ids), 1), BOS_ID), emitted[:, :-1]], axis=1)  # (B, T)
+    decoder_input = torch.from_numpy(one_hot(fed, vocabs.target.num_features)).to(device)
+    logits = model.decode(decoder_input, model.start_state(encoded), encoded).logits.float()
+    logits[:, :, BOS_CLASS] = -math.inf  # (B, T, Ft)
+    log_probs = logits.log_softmax(dim=2)
+    wanted = torch.from_numpy(emitted).to(device)  # (B, T)
+    picked = log_probs.gather(2, (wanted - 1).clamp(min=0)[:, :, None])[:, :, 0]  # (B, T)
+    return torch.where(wanted > 0, picked, 0.0).sum(dim=1).tolist()
 
 
 def encode_sources(model: Seq2Seq, vocab: Vocabulary, sources: list[str],

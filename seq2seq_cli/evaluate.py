@@ -1,20 +1,15 @@
-"""evaluate: translate the sources of a test file and score them against its targets.
+"""evaluate: score hypotheses against references, overall, by source length and worst first.
 
-Returns an ``EvaluationReport`` (data only); rendering lives in ``ui/eval_view.py``.
-Sources and references get the checkpoint's normalisation, exactly as in training.
+Pure data, no model: ``Translator.evaluate`` (seq2seq_cli/translator.py) translates and
+calls ``score_examples``; rendering lives in ``ui/eval_view.py``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from seq2seq_cli import metrics
-from seq2seq_cli.checkpoint import TrainedModel
-from seq2seq_cli.data import Pair, normalize_text, read_pairs
-from seq2seq_cli.decode import default_max_length, translate_texts
-from seq2seq_cli.translate import load_model
 
 # Source lengths in characters, after normalisation; None: no upper bound.
 LENGTH_BUCKETS: tuple[tuple[int, int | None], ...] = ((1, 10), (11, 20), (21, 40), (41, None))
@@ -57,34 +52,6 @@ class EvaluationReport:
             "worst": [{"source": e.source, "reference": e.reference,
                        "hypothesis": e.hypothesis, "cer": e.cer} for e in self.worst],
         }
-
-
-def evaluate_file(model_path: str | Path, data_path: str | Path, *, beam_size: int = 1,
-                  batch_size: int = 256, worst: int = 10, device: str = "auto",
-                  max_length: int | None = None) -> EvaluationReport:
-    """Load the checkpoint, read and normalise the pairs, translate and score them."""
-    trained = load_model(model_path, device)
-    result = read_pairs(data_path, skip_malformed=trained.config.data.skip_malformed,
-                        key="the DATA argument")
-    pairs = [(normalize_text(s, trained.config.data), normalize_text(t, trained.config.data))
-             for s, t in result.pairs]
-    return evaluate_pairs(trained, pairs, beam_size=beam_size, batch_size=batch_size,
-                          worst=worst, max_length=max_length)
-
-
-def evaluate_pairs(trained: TrainedModel, pairs: list[Pair], *, beam_size: int = 1,
-                   batch_size: int = 256, worst: int = 10,
-                   max_length: int | None = None) -> EvaluationReport:
-    """Score the best hypothesis for each ALREADY normalised pair."""
-    found = translate_texts(trained.model, trained.vocabs, [s for s, _ in pairs],
-                            max_length=max_length or default_max_length(
-                                trained.max_target_length),
-                            device=next(trained.model.parameters()).device,
-                            batch_size=batch_size, beam_size=beam_size)
-    examples = [ScoredExample(s, r, hypotheses[0].text,
-                              metrics.example_cer(hypotheses[0].text, r))
-                for (s, r), hypotheses in zip(pairs, found)]
-    return score_examples(examples, worst)
 
 
 def score_examples(examples: list[ScoredExample], worst: int = 10) -> EvaluationReport:

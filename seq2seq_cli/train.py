@@ -36,13 +36,13 @@ from seq2seq_cli.data import (
     build_vocabularies,
     load_corpus,
 )
-from seq2seq_cli.decode import default_max_length, translate_texts
 from seq2seq_cli.distributed import Distributed
 from seq2seq_cli.errors import CheckpointError, ConfigError, DataError, UserError
 from seq2seq_cli.metrics import chrf, exact_match
 from seq2seq_cli.model import Seq2Seq, build_model
 from seq2seq_cli.run_dir import RunDirectory
 from seq2seq_cli.runtime import configure_threads, resolve_device
+from seq2seq_cli.translator import Translator
 
 HIGHER_IS_BETTER = ("exact_match", "chrf")  # train.select_by metrics; val_loss is lower
 
@@ -174,7 +174,7 @@ def train_from_config(config: Config, run_dir: str | Path, *, resume: bool = Fal
     """Train as ``config`` says into ``run_dir`` and return the outcome."""
     with Distributed.from_environment(resolve_device(device)) as dist, \
             contextlib.ExitStack() as run_lock:
-        trainer = _setup(config, RunDirectory(Path(run_dir)), resume, overwrite, dist,
+        trainer = setup_trainer(config, RunDirectory(Path(run_dir)), resume, overwrite, dist,
                          run_lock, on_event or (lambda event: None),
                          should_stop or (lambda: False))
         result = _fit(trainer)
@@ -182,7 +182,7 @@ def train_from_config(config: Config, run_dir: str | Path, *, resume: bool = Fal
         return result
 
 
-def _setup(config: Config, run: RunDirectory, resume: bool, overwrite: bool,
+def setup_trainer(config: Config, run: RunDirectory, resume: bool, overwrite: bool,
            dist: Distributed, run_lock: contextlib.ExitStack, on_event: EventHandler,
            should_stop: Callable[[], bool]) -> Trainer:
     """Check, load and lay out everything; rank 0 holds the run directory's lock in
@@ -207,7 +207,7 @@ def _setup(config: Config, run: RunDirectory, resume: bool, overwrite: bool,
         _restore(trainer, resumed)
     on_event(RunStarted(run.root, str(dist.device), threads, dist.world_size,
                         len(corpus.train), len(corpus.val), len(corpus.test),
-                        len(_epoch_plan(trainer, 1)),
+                        len(epoch_plan(trainer, 1)),
                         sum(p.numel() for p in trainer.model.parameters()),
                         trainer.progress.epoch + 1, config.train.epochs))
     return trainer
@@ -298,7 +298,7 @@ def _fit(trainer: Trainer) -> TrainResult:
     stop_reason = "completed"
     while trainer.progress.epoch < t.epochs:
         _train_epoch(trainer)
-        metrics, samples, is_best = _end_epoch(trainer)
+        metrics, samples, is_best = end_epoch(trainer)
         trainer.on_event(EpochEnded(metrics, samples, is_best))
         out_of_patience = (t.patience is not None
                            and trainer.progress.epochs_without_improvement >= t.patience)
@@ -313,7 +313,7 @@ def _fit(trainer: Trainer) -> TrainResult:
                        t.select_by, best_metrics, test.get("chrf"))
 
 
-def _epoch_plan(trainer: Trainer, epoch: int) -> list[np.ndarray]:
+def epoch_plan(trainer: Trainer, epoch: int) -> list[np.ndarray]:
     # Seeded by (seed, epoch) alone, so a resumed run rebuilds the very same plan.
     rng = np.random.default_rng([trainer.config.train.seed, epoch])
     return epoch_batches(trainer.train_pairs.source.lengths, trainer.config.train.batch_size,
@@ -323,12 +323,12 @@ def _epoch_plan(trainer: Trainer, epoch: int) -> list[np.ndarray]:
 def _train_epoch(trainer: Trainer) -> None:
     p = trainer.progress
     epoch = p.epoch + 1
-    plan = _epoch_plan(trainer, epoch)
+    plan = epoch_plan(trainer, epoch)
     trainer.on_event(EpochStarted(epoch, len(plan), p.batches_done))
     trainer.model.train()
     for rows in plan[p.batches_done:]:
         started = time.perf_counter()
-        loss_sum, steps = _train_step(trainer, rows)
+        loss_sum, steps = train_step(trainer, rows)
         if not math.isfinite(loss_sum):
             raise TrainingDiverged(
                 f"the loss became {loss_sum} in epoch {epoch}, batch {p.batches_done + 1}; "
@@ -347,14 +347,14 @@ def _train_epoch(trainer: Trainer) -> None:
             raise TrainingStopped(trainer.run.root, epoch, p.batches_done)
 
 
-def _train_step(trainer: Trainer, rows: np.ndarray) -> tuple[float, int]:
+def train_step(trainer: Trainer, rows: np.ndarray) -> tuple[float, int]:
     """One optimizer step on the global batch ``rows``; returns its summed loss and steps."""
     t = trainer.config.train
     global_steps = int(trainer.train_pairs.target.lengths[rows].sum()) + len(rows)  # + EOS
     local_rows, weight = trainer.dist.shard(rows)
-    batch = _make_batch(trainer, trainer.train_pairs, local_rows)
-    encoder_input, decoder_input, target, *lengths = _to_device(trainer, batch)
-    with _autocast(trainer):
+    batch = training_batch(trainer, trainer.train_pairs, local_rows)
+    encoder_input, decoder_input, target, *lengths = to_device(trainer, batch)
+    with autocast(trainer):
         logits = trainer.wrapped(encoder_input, decoder_input, *lengths)  # (B, T, Ft)
     loss_sum = sequence_loss(logits, target)
     # DDP averages gradients over ranks; scaling by world_size / global steps makes the
@@ -381,7 +381,7 @@ def sequence_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
                            ignore_index=IGNORE_INDEX, reduction="sum")
 
 
-def _make_batch(trainer: Trainer, pairs: EncodedPairs, rows: np.ndarray) -> Batch:
+def training_batch(trainer: Trainer, pairs: EncodedPairs, rows: np.ndarray) -> Batch:
     source_steps = target_steps = None
     if trainer.config.train.batching == "pad_to_max":
         # The Keras layout: every batch as wide as the longest text of the corpus (the
@@ -396,7 +396,7 @@ def _longest(texts) -> int:
     return int(texts.lengths.max(initial=0))
 
 
-def _to_device(trainer: Trainer, batch: Batch) -> tuple[torch.Tensor | None, ...]:
+def to_device(trainer: Trainer, batch: Batch) -> tuple[torch.Tensor | None, ...]:
     """Encoder input, decoder input, target classes, then source lengths and decoder steps
     (None for pad_to_max, the Keras layout, which computes every padded step)."""
     device = trainer.device
@@ -412,7 +412,7 @@ def _to_device(trainer: Trainer, batch: Batch) -> tuple[torch.Tensor | None, ...
             torch.from_numpy(batch.decoder_steps))
 
 
-def _autocast(trainer: Trainer) -> contextlib.AbstractContextManager:
+def autocast(trainer: Trainer) -> contextlib.AbstractContextManager:
     precision = trainer.config.train.precision
     if precision == "fp32":
         return contextlib.nullcontext()
@@ -423,7 +423,7 @@ def _autocast(trainer: Trainer) -> contextlib.AbstractContextManager:
 # ---------------------------------------------------------------- end of an epoch
 
 
-def _end_epoch(trainer: Trainer) -> tuple[dict[str, Any], list[tuple[str, str, str]], bool]:
+def end_epoch(trainer: Trainer) -> tuple[dict[str, Any], list[tuple[str, str, str]], bool]:
     p = trainer.progress
     epoch = p.epoch + 1
     started = time.perf_counter()
@@ -525,9 +525,9 @@ def _validate(trainer: Trainer) -> tuple[float | None, float | None]:
     size = trainer.config.train.batch_size
     plan = [by_length[i:i + size] for i in range(0, len(by_length), size)]
     for rows in trainer.dist.shard_plan(plan):
-        batch = _make_batch(trainer, pairs, rows)
-        encoder_input, decoder_input, target, *lengths = _to_device(trainer, batch)
-        with _autocast(trainer):
+        batch = training_batch(trainer, pairs, rows)
+        encoder_input, decoder_input, target, *lengths = to_device(trainer, batch)
+        with autocast(trainer):
             logits = trainer.model(encoder_input, decoder_input, *lengths).float()
         real = target != IGNORE_INDEX  # (B, T)
         totals[0] += float(sequence_loss(logits, target))
@@ -556,10 +556,11 @@ def _decode_validation(trainer: Trainer) -> tuple[float | None, float | None,
 
 
 def _greedy(trainer: Trainer, sources: list[str]) -> list[str]:
-    max_length = default_max_length(int(trainer.train_pairs.target.lengths.max()))
-    results = translate_texts(trainer.model, trainer.vocabs, sources, max_length=max_length,
-                              device=trainer.device)
-    return [hyps[0].text for hyps in results]
+    translator = Translator.from_model(
+        trainer.model, trainer.vocabs, trainer.config,
+        max_source_length=int(trainer.train_pairs.source.lengths.max()),
+        max_target_length=int(trainer.train_pairs.target.lengths.max()))
+    return [t.hypotheses[0].text for t in translator.translate(sources)]
 
 
 def _score_test_split(trainer: Trainer) -> dict[str, Any] | None:

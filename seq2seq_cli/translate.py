@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-import torch
-
-from seq2seq_cli.checkpoint import TrainedModel, load_trained_model
-from seq2seq_cli.data import UNK, Vocabulary, normalize_text
-from seq2seq_cli.decode import Hypothesis, Search, default_max_length, translate_texts
+from seq2seq_cli.checkpoint import TrainedModel
+from seq2seq_cli.data import UNK
+from seq2seq_cli.decode import default_max_length
 from seq2seq_cli.errors import DataError, UserError
-from seq2seq_cli.runtime import resolve_device
+from seq2seq_cli.translator import Translation, Translator
+
+__all__ = ["Translation", "default_max_length"]  # re-exported for callers of this module
 
 UTF8_BOM = b"\xef\xbb\xbf"
 MAX_LISTED_CHARACTERS = 40  # a warning stays one readable line even for a foreign script
@@ -37,24 +37,26 @@ class TranslateSettings:
     with_attention: bool = False  # fill Hypothesis.attention (models with attention only)
 
     def check(self) -> None:
-        Search(self.max_length or 1, self.beam_size, self.n_best, self.length_penalty).check()
+        """The same rules as the library's search, in the words of the command's options."""
+        if self.max_length is not None and self.max_length < 1:
+            raise UserError(f"--max-length {self.max_length}: must be at least 1")
+        if self.beam_size < 1:
+            raise UserError(f"--beam-size {self.beam_size}: must be at least 1")
+        if not 1 <= self.n_best <= self.beam_size:
+            raise UserError(f"--n-best {self.n_best}: must be between 1 and --beam-size "
+                            f"({self.beam_size})")
+        if not self.length_penalty >= 0:  # also refuses NaN
+            raise UserError(f"--length-penalty {self.length_penalty}: must be >= 0")
         if self.batch_size < 1:
             raise UserError(f"--batch-size {self.batch_size}: must be at least 1")
 
-    def check_model(self, trained: TrainedModel) -> None:
+    def check_model(self, translator: Translator) -> None:
         """Refuse weights a model cannot give, as soon as it is loaded, before any input."""
-        if self.with_attention and trained.model.attention is None:
-            raise UserError(f"{trained.path}: this model has no attention (model.attention = "
-                            f"'{trained.config.model.attention}'), so there are no weights "
-                            "for --attention-plot or --with-attention; train with "
+        if self.with_attention and not translator.has_attention:
+            raise UserError(f"{translator.path}: this model has no attention (model.attention "
+                            f"= '{translator.config.model.attention}'), so there are no "
+                            "weights for --attention-plot or --with-attention; train with "
                             "model.attention set to dot, general or additive")
-
-
-@dataclass(frozen=True)
-class Translation:
-    source: str  # the line as given, before normalisation
-    hypotheses: list[Hypothesis]  # best first, 1 to n_best of them
-    normalised: str  # the source as the model read it: the columns of the attention
 
 
 @dataclass
@@ -65,43 +67,37 @@ class InputNotes:
     long_inputs: int = 0
     longest_input: int = 0
 
-    def note(self, source: str, vocab: Vocabulary, max_source_length: int) -> None:
-        self.unknown_characters |= vocab.unknown_characters(source)
+    def note(self, translation: Translation, max_source_length: int) -> None:
+        self.unknown_characters |= translation.unknown_characters
         # A checkpoint without recorded lengths (0) cannot say what is long.
-        if 0 < max_source_length < len(source):
+        if 0 < max_source_length < len(translation.normalised):
             self.long_inputs += 1
-            self.longest_input = max(self.longest_input, len(source))
+            self.longest_input = max(self.longest_input, len(translation.normalised))
 
 
-def load_model(target: str | Path, device: str) -> TrainedModel:
+def load_model(target: str | Path, device: str) -> Translator:
     """The checkpoint of a run directory or file, on the device named (auto, cpu, cuda)."""
-    return load_trained_model(target, resolve_device(device))
+    return Translator.load(target, device)
 
 
-def translate_stream(trained: TrainedModel, lines: Iterable[str], settings: TranslateSettings,
+def translate_stream(model: Translator | TrainedModel, lines: Iterable[str],
+                     settings: TranslateSettings,
                      notes: InputNotes) -> Iterator[list[Translation]]:
-    """Translations of ``lines`` (raw, normalised here as in training), chunk by chunk."""
+    """Translations of ``lines`` (raw; the Translator normalises them), chunk by chunk."""
+    translator = model if isinstance(model, Translator) else Translator(model)
     settings.check()
-    settings.check_model(trained)
-    max_length = settings.max_length or default_max_length(trained.max_target_length)
-    device = next(trained.model.parameters()).device
+    settings.check_model(translator)
     lines = iter(lines)
     while chunk := list(itertools.islice(lines, settings.batch_size)):
-        sources = [normalize_text(line, trained.config.data) for line in chunk]
-        for source in sources:
-            notes.note(source, trained.vocabs.source, trained.max_source_length)
-        found = _translate(trained, sources, settings, max_length, device)
-        yield [Translation(line, hypotheses, source)
-               for line, hypotheses, source in zip(chunk, found, sources)]
-
-
-def _translate(trained: TrainedModel, sources: list[str], settings: TranslateSettings,
-               max_length: int, device: torch.device) -> list[list[Hypothesis]]:
-    return translate_texts(trained.model, trained.vocabs, sources, max_length=max_length,
-                           device=device, batch_size=settings.batch_size,
-                           beam_size=settings.beam_size, n_best=settings.n_best,
-                           length_penalty=settings.length_penalty,
-                           with_attention=settings.with_attention)
+        found = translator.translate(chunk, beam_size=settings.beam_size,
+                                     n_best=settings.n_best,
+                                     length_penalty=settings.length_penalty,
+                                     max_length=settings.max_length,
+                                     batch_size=settings.batch_size,
+                                     with_attention=settings.with_attention)
+        for translation in found:
+            notes.note(translation, translator.max_source_length)
+        yield found
 
 
 def input_warnings(notes: InputNotes, max_source_length: int) -> list[str]:

@@ -1,0 +1,166 @@
+"""The one inference path: a trained model that translates, scores and evaluates raw text.
+
+```python
+from seq2seq_cli import Translator
+
+translator = Translator.load("runs/dates")            # a run directory or a .pt file
+[result] = translator.translate(["Thu 20th April 1961"], beam_size=5, n_best=2)
+result.hypotheses[0].text                              # '1961-04-20'
+```
+
+Every caller in the project goes through here: ``seq2seq translate`` and ``evaluate``,
+training's per-epoch decoding and test scoring, and the benchmarks. Inputs are normalised
+exactly as the training corpus was (``data.normalization``, ``data.lowercase``), so callers
+pass text as they have it. What is unusual about an input (characters the vocabulary
+lacks) is reported in its result, never printed. Errors are ``UserError`` subclasses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from seq2seq_cli.checkpoint import TrainedModel, load_trained_model
+from seq2seq_cli.config import Config
+from seq2seq_cli.data import Pair, Vocabularies, normalize_text, read_pairs
+from seq2seq_cli.decode import Hypothesis, default_max_length, score_targets, translate_texts
+from seq2seq_cli.errors import UserError
+from seq2seq_cli.evaluate import EvaluationReport, ScoredExample, score_examples
+from seq2seq_cli.metrics import example_cer
+from seq2seq_cli.model import Seq2Seq
+from seq2seq_cli.runtime import resolve_device
+
+
+@dataclass(frozen=True)
+class Translation:
+    source: str  # the text as given, before normalisation
+    hypotheses: list[Hypothesis]  # best first, 1 to n_best of them
+    normalised: str  # the source as the model read it: the columns of the attention
+    unknown_characters: frozenset[str] = frozenset()  # read as UNK: never seen in training
+
+
+class Translator:
+    """A trained model with its vocabularies and normalisation settings."""
+
+    def __init__(self, trained: TrainedModel):
+        self._trained = trained
+
+    @classmethod
+    def load(cls, run_dir_or_checkpoint: str | Path, device: str = "auto") -> Translator:
+        """A run directory (its checkpoints/best.pt) or a checkpoint file, on ``device``
+        (``auto``: CUDA when there is a GPU, else the CPU)."""
+        return cls(load_trained_model(run_dir_or_checkpoint, resolve_device(device)))
+
+    @classmethod
+    def from_model(cls, model: Seq2Seq, vocabs: Vocabularies, config: Config, *,
+                   max_source_length: int, max_target_length: int) -> Translator:
+        """A model still in memory (training's per-epoch decoding); it is not copied."""
+        return cls(TrainedModel(config, vocabs, model, 0, Path(), max_source_length,
+                                max_target_length))
+
+    # ------------------------------------------------------------ what it is
+
+    @property
+    def config(self) -> Config:
+        return self._trained.config
+
+    @property
+    def vocabularies(self) -> Vocabularies:
+        return self._trained.vocabs
+
+    @property
+    def model(self) -> Seq2Seq:
+        return self._trained.model
+
+    @property
+    def path(self) -> Path:
+        return self._trained.path
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def has_attention(self) -> bool:
+        return self.model.attention is not None
+
+    @property
+    def max_source_length(self) -> int:
+        """The longest training source, in characters (0 when the checkpoint lacks it)."""
+        return self._trained.max_source_length
+
+    @property
+    def max_target_length(self) -> int:
+        return self._trained.max_target_length
+
+    def default_max_length(self) -> int:
+        """Outputs stop here unless told otherwise: 2 × the longest training target + 10."""
+        return default_max_length(self.max_target_length)
+
+    # ------------------------------------------------------------ inference
+
+    def normalise(self, text: str) -> str:
+        """``text`` as the training corpus was normalised."""
+        return normalize_text(text, self.config.data)
+
+    def translate(self, texts: str | Iterable[str], *, beam_size: int = 1, n_best: int = 1,
+                  length_penalty: float = 1.0, max_length: int | None = None,
+                  batch_size: int = 256, with_attention: bool = False) -> list[Translation]:
+        """Best-first hypotheses for each text (one string or several). Beam size 1 is
+        greedy decoding; scores are length-normalised log-probabilities."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if with_attention and not self.has_attention:
+            raise UserError(f"{self.path}: this model has no attention (model.attention = "
+                            f"'{self.config.model.attention}'), so it has no attention "
+                            "weights to give; train with model.attention set to dot, "
+                            "general or additive")
+        sources = [self.normalise(text) for text in texts]
+        found = translate_texts(self.model, self.vocabularies, sources,
+                                max_length=max_length or self.default_max_length(),
+                                device=self.device, batch_size=batch_size,
+                                beam_size=beam_size, n_best=n_best,
+                                length_penalty=length_penalty, with_attention=with_attention)
+        return [Translation(text, hypotheses, source,
+                            frozenset(self.vocabularies.source.unknown_characters(source)))
+                for text, hypotheses, source in zip(texts, found, sources)]
+
+    def score(self, sources: Sequence[str], targets: Sequence[str], *,
+              batch_size: int = 256) -> list[float]:
+        """log p(target, then EOS | source) of each given pair, summed over its characters
+        (not length-normalised): for reranking or filtering candidate outputs."""
+        if len(sources) != len(targets):
+            raise UserError(f"score: {len(sources)} sources but {len(targets)} targets")
+        return score_targets(self.model, self.vocabularies,
+                             [self.normalise(s) for s in sources],
+                             [self.normalise(t) for t in targets],
+                             device=self.device, batch_size=batch_size)
+
+    def evaluate(self, pairs: Iterable[Pair], *, beam_size: int = 1,
+                 length_penalty: float = 1.0, max_length: int | None = None,
+                 batch_size: int = 256, worst: int = 10) -> EvaluationReport:
+        """Exact match, CER, chrF and BLEU of the best hypothesis against each reference,
+        as ``seq2seq evaluate`` reports them."""
+        pairs = [(self.normalise(s), self.normalise(t)) for s, t in pairs]
+        found = self.translate([s for s, _ in pairs], beam_size=beam_size,
+                               length_penalty=length_penalty, max_length=max_length,
+                               batch_size=batch_size)
+        examples = [ScoredExample(s, r, t.hypotheses[0].text,
+                                  example_cer(t.hypotheses[0].text, r))
+                    for (s, r), t in zip(pairs, found)]
+        return score_examples(examples, worst)
+
+
+def evaluate_file(model_path: str | Path, data_path: str | Path, *, beam_size: int = 1,
+                  length_penalty: float = 1.0, max_length: int | None = None,
+                  batch_size: int = 256, worst: int = 10,
+                  device: str = "auto") -> EvaluationReport:
+    """``seq2seq evaluate``: load the model, read the pairs, translate and score them."""
+    translator = Translator.load(model_path, device)
+    result = read_pairs(data_path, skip_malformed=translator.config.data.skip_malformed,
+                        key="the DATA argument")
+    return translator.evaluate(result.pairs, beam_size=beam_size,
+                               length_penalty=length_penalty, max_length=max_length,
+                               batch_size=batch_size, worst=worst)
