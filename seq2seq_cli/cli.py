@@ -238,6 +238,28 @@ def evaluate(
     render_evaluation(report, format.value)
 
 
+class ExportFormat(str, Enum):
+    onnx = "onnx"
+
+
+@app.command()
+@user_errors
+def export(
+    model: ModelArg,
+    format: Annotated[ExportFormat, typer.Option(
+        "--format", help="onnx: encoder and decoder-step graphs that run with onnxruntime "
+        "and numpy, no PyTorch.")] = ExportFormat.onnx,
+    output: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--output", "-o", help="Directory to write (default: RUN/export-onnx).")] = None,
+) -> None:
+    """Export a trained model for deployment without PyTorch (needs the `export` extra)."""
+    from seq2seq_cli.export import export_model
+
+    directory = export_model(model, output, export_format=format.value)
+    typer.echo(f"exported to {directory}: python {directory / 'seq2seq_onnx.py'} "
+               f"{directory} \"some text\"")
+
+
 @app.command("inspect-params")
 @user_errors
 def inspect_params(

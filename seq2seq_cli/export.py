@@ -1,0 +1,235 @@
+"""``seq2seq export``: a trained model as ONNX graphs (or TorchScript) that run without
+PyTorch.
+
+The ONNX directory holds the encoder and one decoder step as two graphs, the vocabularies
+and normalisation settings as JSON, a runner that needs only numpy and onnxruntime
+(``seq2seq_onnx.py``, a copy of ``seq2seq_cli/onnx_runner.py``) and a README:
+
+```
+EXPORT_DIR/encoder.onnx       one-hot sources of one length (B, S, Fs) → h, c (L, B, D)
+                              [, keys, values (B, S, D) with attention]
+EXPORT_DIR/decoder_step.onnx  one-hot tokens (N, Ft), h, c [, feed (N, D)]
+                              [, keys, values (N, S, D), mask (N, S)] → log-probs (N, Ft),
+                              h, c [, feed] [, attention (N, S)]
+EXPORT_DIR/model.json         vocabularies, normalisation, lengths, model settings
+EXPORT_DIR/seq2seq_onnx.py    greedy and beam search on the graphs (numpy + onnxruntime)
+EXPORT_DIR/README.md
+```
+
+The search itself (grouping sources by length, padding the memory, beams) lives in the
+runner, in numpy: the graphs are the model, nothing more.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import shutil
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from seq2seq_cli import __version__
+from seq2seq_cli.atomic import atomic_write
+from seq2seq_cli.checkpoint import TrainedModel, load_trained_model
+from seq2seq_cli.decode import BOS_CLASS, default_max_length
+from seq2seq_cli.errors import UserError
+from seq2seq_cli.model import DecoderState, Encoded, Seq2Seq
+
+EXPORT_FORMAT = "seq2seq-cli onnx export"
+EXPORT_VERSION = 1
+OPSET = 17
+RUNNER = Path(__file__).with_name("onnx_runner.py")
+INSTALL_HINT = "pip install 'seq2seq-cli[export]'"
+
+
+class _EncoderGraph(nn.Module):
+    def __init__(self, model: Seq2Seq):
+        super().__init__()
+        self.model = model
+
+    def forward(self, source: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        encoded = self.model.encode(source)  # source (B, S, Fs), one length, no padding
+        if encoded.keys is None:
+            return encoded.final
+        return (*encoded.final, encoded.keys, encoded.values)
+
+
+class _DecoderStepGraph(nn.Module):
+    def __init__(self, model: Seq2Seq):
+        super().__init__()
+        self.model = model
+
+    def forward(self, token: torch.Tensor, h: torch.Tensor, c: torch.Tensor,
+                *memory: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """token (N, Ft) one-hot; memory: [feed (N, D)] [keys, values (N, S, D), mask (N, S)]."""
+        model = self.model
+        feed = memory[0] if model.input_feeding else None
+        rest = memory[1:] if model.input_feeding else memory
+        encoded = Encoded((h, c), *rest) if rest else Encoded((h, c))
+        decoded = model.decode(token[:, None], DecoderState((h, c), feed), encoded)
+        logits = decoded.logits[:, 0]  # (N, Ft)
+        bos = torch.zeros(logits.shape[1], dtype=torch.bool)
+        bos[BOS_CLASS] = True  # the decoder must never emit BOS
+        log_probs = logits.masked_fill(bos, -math.inf).log_softmax(dim=1)
+        outputs = [log_probs, *decoded.state.hidden]
+        if model.input_feeding:
+            outputs.append(decoded.state.feed)
+        if decoded.attention is not None:
+            outputs.append(decoded.attention[:, 0])
+        return tuple(outputs)
+
+
+def export_model(run_or_checkpoint: str | Path, output: str | Path | None = None, *,
+                 export_format: str = "onnx") -> Path:
+    """Write the export of a run directory's best.pt (or a checkpoint file) to ``output``
+    (default: RUN/export-onnx, or NAME-onnx beside a checkpoint file) and return it."""
+    if export_format != "onnx":
+        raise UserError(f"export format {export_format!r} is not supported; use onnx")
+    _require_onnx()
+    trained = load_trained_model(run_or_checkpoint, "cpu")
+    directory = Path(output) if output is not None else _default_output(
+        Path(run_or_checkpoint))
+    _prepare(directory)
+    _write_onnx(trained, directory)
+    return directory
+
+
+def _require_onnx() -> None:
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise UserError(f"ONNX export needs the `export` extra (onnx and onnxruntime): "
+                        f"{INSTALL_HINT}") from None
+
+
+def _default_output(target: Path) -> Path:
+    return target / "export-onnx" if target.is_dir() else target.with_name(f"{target.stem}-onnx")
+
+
+def _prepare(directory: Path) -> None:
+    """An empty or new directory, or one an earlier export made: never someone's files."""
+    if directory.exists():
+        if not directory.is_dir():
+            raise UserError(f"{directory}: exists and is not a directory")
+        known = {"encoder.onnx", "decoder_step.onnx", "model.json", "seq2seq_onnx.py",
+                 "README.md"}
+        foreign = [p.name for p in directory.iterdir() if p.name not in known]
+        if foreign:
+            raise UserError(f"{directory}: holds other files ({', '.join(sorted(foreign)[:3])}); "
+                            "choose an empty or new --output directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{directory}: cannot create it ({exc.strerror})") from None
+
+
+def _write_onnx(trained: TrainedModel, directory: Path) -> None:
+    model = trained.model.eval()
+    attention = model.attention is not None
+    source_features = trained.vocabs.source.num_features
+    target_features = trained.vocabs.target.num_features
+    units, layers = model.units, model.num_layers
+    source = torch.zeros(2, 3, source_features)
+    source[:, :, 0] = 1.0
+    encoder_outputs = ["h", "c"] + (["keys", "values"] if attention else [])
+    memory_axes = {"keys": {0: "batch", 1: "source_length"},
+                   "values": {0: "batch", 1: "source_length"}}
+    _export(_EncoderGraph(model), (source,), directory / "encoder.onnx", ["source"],
+            encoder_outputs, {"source": {0: "batch", 1: "source_length"},
+                              "h": {1: "batch"}, "c": {1: "batch"},
+                              **(memory_axes if attention else {})})
+    token = torch.zeros(2, target_features)
+    token[:, 0] = 1.0
+    state = [torch.zeros(layers, 2, units), torch.zeros(layers, 2, units)]
+    inputs, names = [token, *state], ["token", "h", "c"]
+    outputs = ["log_probs", "h_out", "c_out"]
+    axes = {"token": {0: "rows"}, "h": {1: "rows"}, "c": {1: "rows"}, "log_probs": {0: "rows"},
+            "h_out": {1: "rows"}, "c_out": {1: "rows"}}
+    if model.input_feeding:
+        inputs.append(torch.zeros(2, units))
+        names.append("feed")
+        outputs.append("feed_out")
+        axes |= {"feed": {0: "rows"}, "feed_out": {0: "rows"}}
+    if attention:
+        inputs += [torch.randn(2, 3, units), torch.randn(2, 3, units),
+                   torch.ones(2, 3, dtype=torch.bool)]
+        names += ["keys", "values", "mask"]
+        outputs.append("attention")
+        axes |= {name: {0: "rows", 1: "source_length"}
+                 for name in ("keys", "values", "mask", "attention")}
+    _export(_DecoderStepGraph(model), tuple(inputs), directory / "decoder_step.onnx", names,
+            outputs, axes)
+    _write_json(directory / "model.json", _description(trained))
+    shutil.copyfile(RUNNER, directory / "seq2seq_onnx.py")
+    _write_text(directory / "README.md", _readme(trained))
+
+
+def _export(module: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path,
+            input_names: list[str], output_names: list[str],
+            dynamic_axes: dict[str, dict[int, str]]) -> None:
+    # The TorchScript-based exporter writes nn.LSTM as ONNX's own LSTM operator, with the
+    # sequence length dynamic; its deprecation notices are not the user's business.
+    with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(None):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, inputs, str(path), dynamo=False, opset_version=OPSET,
+                          input_names=input_names, output_names=output_names,
+                          dynamic_axes=dynamic_axes)
+
+
+def _description(trained: TrainedModel) -> dict:
+    data, model = trained.config.data, trained.config.model
+    return {
+        "format": EXPORT_FORMAT, "format_version": EXPORT_VERSION, "tool_version": __version__,
+        "vocabularies": trained.vocabs.to_dict(),
+        "normalization": data.normalization, "lowercase": data.lowercase,
+        "max_source_length": trained.max_source_length,
+        "max_target_length": trained.max_target_length,
+        "default_max_length": default_max_length(trained.max_target_length),
+        "attention": model.attention, "input_feeding": model.input_feeding,
+        "num_layers": model.num_layers, "units": trained.model.units,
+        "epoch": trained.epoch,
+    }
+
+
+def _write_json(path: Path, document: dict) -> None:
+    _write_text(path, json.dumps(document, ensure_ascii=False, indent=1) + "\n")
+
+
+def _write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def _readme(trained: TrainedModel) -> str:
+    model = trained.config.model
+    kind = "no attention" if model.attention == "none" else f"{model.attention} attention"
+    return f"""# Exported seq2seq-cli model
+
+Exported from `{trained.path}` (epoch {trained.epoch}; {kind}) by seq2seq-cli {__version__}.
+
+- `encoder.onnx`: one-hot sources of one length, (batch, length,
+  {trained.vocabs.source.num_features}) float32, to the decoder's initial state (and, with
+  attention, the memory it attends to).
+- `decoder_step.onnx`: one decoder step: log-probabilities of the next character.
+- `model.json`: vocabularies (token id = position; ids 0-3 are PAD, BOS, EOS, UNK; one-hot
+  column = id - 1), the normalisation applied to inputs, lengths and model settings.
+- `seq2seq_onnx.py`: greedy and beam search with numpy and onnxruntime only.
+
+Run it where only `pip install onnxruntime numpy` is installed:
+
+```bash
+python seq2seq_onnx.py . "text to translate" --beam-size 5
+```
+
+or from Python:
+
+```python
+from seq2seq_onnx import OnnxTranslator
+translator = OnnxTranslator.load(".")
+print(translator.translate(["text to translate"])[0][0].text)
+```
+"""

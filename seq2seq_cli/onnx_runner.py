@@ -1,0 +1,243 @@
+"""Translate with a model exported by ``seq2seq export``: numpy and onnxruntime only.
+
+This file is copied into every export directory as ``seq2seq_onnx.py``, so that a
+deployment needs the directory and ``pip install onnxruntime numpy``, nothing else (no
+PyTorch, no seq2seq-cli). It imports nothing but the standard library, numpy and
+onnxruntime, and repeats the search of ``seq2seq_cli/decode.py`` on the exported graphs:
+the same grouping of sources by length, the same greedy and beam search, the same scores
+(length-normalised log-probabilities, EOS counted).
+
+    python seq2seq_onnx.py EXPORT_DIR "text" ... [--beam-size K] [--n-best N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+
+PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(4)
+SPECIALS = 4
+EXPORT_FORMAT = "seq2seq-cli onnx export"
+SUPPORTED_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    text: str
+    score: float  # length-normalised log-probability
+
+
+class OnnxTranslator:
+    def __init__(self, directory: Path, description: dict, threads: int | None = None):
+        self.description = description
+        self.source_tokens = description["vocabularies"]["source"]
+        self.target_tokens = description["vocabularies"]["target"]
+        self._source_index = {t: i for i, t in enumerate(self.source_tokens)}
+        options = onnxruntime.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.encoder = onnxruntime.InferenceSession(str(directory / "encoder.onnx"), options)
+        self.decoder = onnxruntime.InferenceSession(str(directory / "decoder_step.onnx"),
+                                                    options)
+        self.attention = description["attention"] != "none"
+        self.input_feeding = bool(description["input_feeding"])
+
+    @classmethod
+    def load(cls, directory: str | Path, threads: int | None = None) -> OnnxTranslator:
+        directory = Path(directory)
+        description = json.loads((directory / "model.json").read_text(encoding="utf-8"))
+        if description.get("format") != EXPORT_FORMAT or \
+                description.get("format_version") != SUPPORTED_VERSION:
+            raise ValueError(f"{directory}: not a seq2seq-cli ONNX export of version "
+                             f"{SUPPORTED_VERSION}")
+        return cls(directory, description, threads)
+
+    # ------------------------------------------------------------ text
+
+    def normalise(self, text: str) -> str:
+        if self.description["normalization"] != "none":
+            text = unicodedata.normalize(self.description["normalization"], text)
+        return text.lower() if self.description["lowercase"] else text
+
+    def translate(self, texts: list[str], *, beam_size: int = 1, n_best: int = 1,
+                  length_penalty: float = 1.0, max_length: int | None = None,
+                  batch_size: int = 256) -> list[list[Hypothesis]]:
+        """Best-first hypotheses for each text, normalised as in training."""
+        if not 1 <= n_best <= beam_size:
+            raise ValueError(f"n_best = {n_best}: must be between 1 and beam_size")
+        max_length = max_length or self.description["default_max_length"]
+        sources = [self.normalise(text) for text in texts]
+        results = [[Hypothesis("", 0.0)] for _ in sources]
+        order = sorted((i for i, s in enumerate(sources) if s), key=lambda i: len(sources[i]))
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            memory = self._encode([sources[i] for i in rows])
+            if beam_size == 1:
+                found = [[h] for h in self._greedy(memory, max_length, length_penalty)]
+            else:
+                found = self._beam(memory, beam_size, n_best, max_length, length_penalty)
+            for i, hypotheses in zip(rows, found):
+                results[i] = hypotheses
+        return results
+
+    def _decode_ids(self, ids: list[int]) -> str:
+        out = []
+        for i in ids:
+            if i == EOS_ID:
+                break
+            if i >= SPECIALS:
+                out.append(self.target_tokens[i])
+            elif i == UNK_ID:
+                out.append("\N{REPLACEMENT CHARACTER}")
+        return "".join(out)
+
+    # ------------------------------------------------------------ graphs
+
+    def _encode(self, sources: list[str]) -> dict[str, np.ndarray]:
+        """Decoder inputs for the sources, in order: each group of one length encoded
+        unpadded, then the memory right-padded and masked."""
+        lengths = np.array([len(s) for s in sources])
+        width = len(self.source_tokens) - 1
+        parts, rows = [], []
+        for length in np.unique(lengths):
+            group = np.flatnonzero(lengths == length)
+            ids = np.array([[self._source_index.get(ch, UNK_ID) for ch in sources[i]]
+                            for i in group])  # (n, S)
+            one_hot = np.zeros((*ids.shape, width), dtype=np.float32)  # (n, S, Fs)
+            np.put_along_axis(one_hot, ids[:, :, None] - 1, 1.0, axis=2)
+            parts.append(self.encoder.run(None, {"source": one_hot}))
+            rows.append(group)
+        order = np.argsort(np.concatenate(rows))  # back to input order
+        memory = {"h": np.concatenate([p[0] for p in parts], axis=1)[:, order],
+                  "c": np.concatenate([p[1] for p in parts], axis=1)[:, order]}
+        if self.attention:
+            longest = int(lengths.max())
+            memory["keys"] = _padded([p[2] for p in parts], longest)[order]
+            memory["values"] = _padded([p[3] for p in parts], longest)[order]
+            memory["mask"] = np.arange(longest)[None, :] < lengths[:, None]  # (B, S)
+        if self.input_feeding:
+            memory["feed"] = np.zeros(memory["h"].shape[1:], dtype=np.float32)  # (B, D)
+        return memory
+
+    def _step(self, tokens: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray,
+                                                                                dict]:
+        width = len(self.target_tokens) - 1
+        one_hot = np.zeros((len(tokens), width), dtype=np.float32)
+        one_hot[np.arange(len(tokens)), tokens - 1] = 1.0
+        feeds = {"token": one_hot, **state}
+        outputs = self.decoder.run(None, feeds)
+        new_state = dict(state, h=outputs[1], c=outputs[2])
+        if self.input_feeding:
+            new_state["feed"] = outputs[3]
+        return outputs[0], new_state  # log-probs (N, Ft)
+
+    # ------------------------------------------------------------ search
+
+    def _greedy(self, state: dict[str, np.ndarray], max_length: int,
+                length_penalty: float) -> list[Hypothesis]:
+        batch = state["h"].shape[1]
+        token = np.full(batch, BOS_ID)
+        total = np.zeros(batch)
+        length = np.full(batch, max_length)
+        running = np.ones(batch, dtype=bool)
+        steps = []
+        for t in range(max_length):
+            log_probs, state = self._step(token, state)
+            best = log_probs.argmax(axis=1)
+            total += np.where(running, log_probs[np.arange(batch), best], 0.0)
+            token = best + 1
+            steps.append(token)
+            ended = running & (token == EOS_ID)
+            length = np.where(ended, t + 1, length)
+            running &= ~ended
+            if not running.any():
+                break
+        ids = np.stack(steps, axis=1).tolist()
+        return [Hypothesis(self._decode_ids(row), float(s) / n ** length_penalty)
+                for row, s, n in zip(ids, total, length)]
+
+    def _beam(self, state: dict[str, np.ndarray], beam_size: int, n_best: int,
+              max_length: int, length_penalty: float) -> list[list[Hypothesis]]:
+        batch = state["h"].shape[1]
+        state = _select(state, np.repeat(np.arange(batch), beam_size))  # (B*K) rows
+        scores = np.full((batch, beam_size), -np.inf)
+        scores[:, 0] = 0.0
+        history = np.zeros((batch, beam_size, 0), dtype=np.int64)
+        token = np.full(batch * beam_size, BOS_ID)
+        finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(batch)]
+        for t in range(max_length):
+            log_probs, state = self._step(token, state)
+            classes = log_probs.shape[1]
+            extended = (scores.reshape(-1, 1) + log_probs).reshape(batch, -1)  # (B, K*Ft)
+            top = np.argsort(-extended, axis=1, kind="stable")[:, :2 * beam_size]  # (B, 2K)
+            top_scores = np.take_along_axis(extended, top, axis=1)
+            parent, top_token = top // classes, top % classes + 1
+            divisor = (t + 1) ** length_penalty
+            for row in range(batch):
+                for rank in range(beam_size):
+                    if top_token[row, rank] == EOS_ID and np.isfinite(top_scores[row, rank]) \
+                            and len(finished[row]) < beam_size:
+                        prefix = history[row, parent[row, rank]].tolist()
+                        finished[row].append((top_scores[row, rank] / divisor,
+                                              prefix + [EOS_ID]))
+            if all(len(done) >= beam_size for done in finished):
+                break
+            keep = np.argsort(top_token == EOS_ID, axis=1, kind="stable")[:, :beam_size]
+            parent = np.take_along_axis(parent, keep, axis=1)
+            chosen = np.take_along_axis(top_token, keep, axis=1)
+            scores = np.take_along_axis(top_scores, keep, axis=1)
+            history = np.concatenate([np.take_along_axis(history, parent[:, :, None], axis=1),
+                                      chosen[:, :, None]], axis=2)
+            flat_parent = (parent + np.arange(batch)[:, None] * beam_size).reshape(-1)
+            state = _select(state, flat_parent)
+            token = chosen.reshape(-1)
+        else:
+            divisor = max_length ** length_penalty
+            for row, done in enumerate(finished):
+                if len(done) < beam_size:
+                    done.extend((s / divisor, ids) for s, ids in
+                                zip(scores[row], history[row].tolist()) if np.isfinite(s))
+        return [[Hypothesis(self._decode_ids(ids), float(score))
+                 for score, ids in sorted(done, key=lambda f: -f[0])[:n_best]]
+                for done in finished]
+
+
+def _padded(parts: list[np.ndarray], longest: int) -> np.ndarray:
+    return np.concatenate([np.pad(p, ((0, 0), (0, longest - p.shape[1]), (0, 0)))
+                           for p in parts])
+
+
+def _select(state: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The rows of every state array; h and c keep their layer axis first."""
+    return {name: value[:, rows] if name in ("h", "c") else value[rows]
+            for name, value in state.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Translate with an exported seq2seq model.")
+    parser.add_argument("directory", type=Path)
+    parser.add_argument("texts", nargs="*", help="texts to translate (default: stdin lines)")
+    parser.add_argument("--beam-size", type=int, default=1)
+    parser.add_argument("--n-best", type=int, default=1)
+    parser.add_argument("--length-penalty", type=float, default=1.0)
+    parser.add_argument("--max-length", type=int, default=None)
+    args = parser.parse_args(argv)
+    translator = OnnxTranslator.load(args.directory)
+    texts = args.texts or [line.rstrip("\n") for line in sys.stdin]
+    for found in translator.translate(texts, beam_size=args.beam_size, n_best=args.n_best,
+                                      length_penalty=args.length_penalty,
+                                      max_length=args.max_length):
+        for hypothesis in found:
+            print(hypothesis.text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
