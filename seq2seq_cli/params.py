@@ -24,16 +24,17 @@ from typing import Any
 
 import torch
 
-from seq2seq_cli.checkpoint import load_checkpoint, resolve_checkpoint
+from seq2seq_cli.checkpoint import read_checkpoint, resolve_checkpoint
 from seq2seq_cli.config import (
     Config,
     ModelConfig,
     apply_overrides,
     config_from_dict,
+    config_to_dict,
     load_config,
 )
 from seq2seq_cli.data import Vocabularies, build_vocabularies, load_corpus
-from seq2seq_cli.errors import CheckpointError, DataError
+from seq2seq_cli.errors import DataError
 from seq2seq_cli.model import build_model, decoder_units
 
 GATES = 4  # input, forget, cell candidate, output
@@ -307,23 +308,15 @@ def _from_config_file(path: Path, source_features: int | None, target_features: 
 
 def _from_checkpoint(target: Path, source_features: int | None, target_features: int | None,
                      overrides: list[str] | tuple[str, ...]) -> _Widths:
+    checkpoint = read_checkpoint(target)
     path = resolve_checkpoint(target)
-    payload = load_checkpoint(path)
-    config = _embedded_config(payload["config"], overrides, f"{path} (embedded config)")
-    try:
-        vocabs = Vocabularies.from_dict(payload["vocab"])
-    except (DataError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{path}: damaged checkpoint vocabularies "
-                              f"({type(exc).__name__})") from None
-    return _with_flags(config, vocabs, source_features, target_features,
+    config = checkpoint.config
+    if overrides:  # the checkpoint's config with --set applied, validated like a file
+        source = f"{path} (embedded config)"
+        config = config_from_dict(apply_overrides(config_to_dict(config), overrides, source),
+                                  source)
+    return _with_flags(config, checkpoint.vocabs, source_features, target_features,
                        f"the vocabularies of {path}")
-
-
-def _embedded_config(tree: Any, overrides: list[str] | tuple[str, ...], source: str) -> Config:
-    """The checkpoint's config with ``--set`` applied, validated like a config file."""
-    if not isinstance(tree, dict) or not overrides:
-        return config_from_dict(tree, source)
-    return config_from_dict(apply_overrides(tree, overrides, source), source)
 
 
 def _with_flags(config: Config, vocabs: Vocabularies, source_features: int | None,
