@@ -25,6 +25,7 @@ from rich.console import Console
 from attention import attention_configs, attention_sections
 from ddp import ddp_section
 from decoding import decoding_section
+from deploy import deploy_section
 from flops import epoch_steps
 from machine import OtherLoad, cores, machine_info
 from processes import help_section, memory_section
@@ -108,6 +109,8 @@ def run_benchmarks(corpus: Path, plan: Plan, workdir: Path) -> list[Section]:
                                  plan.repeats, plan.epochs, log),
         lambda: memory_section(full, corpus, plan.memory_samples, workdir / "memory", log),
         lambda: help_section(plan.help_runs),
+        lambda: deploy_section(runs[LENGTH][-1].run_dir, sources, plan.repeats,
+                               workdir / "deploy", log),
         lambda: ddp_section(corpus, plan.samples, plan.epochs, plan.repeats,
                             workdir / "ddp", log),
     ]
