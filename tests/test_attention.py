@@ -310,3 +310,23 @@ def test_resuming_with_another_attention_setting_is_refused(tmp_path, toy_corpus
     assert result.exit_code == 2
     assert "model.attention" in result.output and "general" in result.output
     assert (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes() == before
+
+
+def test_a_stopped_attention_run_with_dropout_resumes_exactly(tmp_path, toy_corpus):
+    """Dropout draws random numbers: the RNG state in last.pt must make resume exact."""
+    from seq2seq_cli.checkpoint import load_checkpoint
+    from seq2seq_cli.config import load_config
+    from seq2seq_cli.train import TrainingStopped, train_from_config
+
+    config = load_config(tiny_config(tmp_path, toy_corpus, attention="additive",
+                                     output_dropout=0.3, encoder_output_dropout=0.2),
+                         ["train.epochs=3"])
+    train_from_config(config, tmp_path / "full", device="cpu")
+    calls = iter(range(10_000))
+    with pytest.raises(TrainingStopped):
+        train_from_config(config, tmp_path / "cut", device="cpu",
+                          should_stop=lambda: next(calls) == 6)
+    train_from_config(config, tmp_path / "cut", resume=True, device="cpu")
+    full, cut = (load_checkpoint(tmp_path / run / "checkpoints" / "last.pt")["model"]
+                 for run in ("full", "cut"))
+    assert all(torch.equal(full[name], cut[name]) for name in full)
