@@ -29,6 +29,9 @@ from seq2seq_cli.run_dir import RunDirectory
 FORMAT = "seq2seq-cli checkpoint"
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format", "format_version", "config", "vocab", "model", "epoch", "lengths")
+# Optional keys kept in Checkpoint.extra: wall-clock time spent (train.max_minutes of a
+# resumed run), and what an averaged checkpoint was made of.
+EXTRA_KEYS = ("elapsed_seconds", "averaged_from")
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
@@ -164,7 +167,8 @@ class Checkpoint:
             lengths = payload.get("lengths") or {}
             checkpoint = cls(config, vocabs, dict(payload["model"]), int(payload["epoch"]),
                              int(lengths.get("source", 0)), int(lengths.get("target", 0)),
-                             _training_state(payload))
+                             _training_state(payload),
+                             {key: payload[key] for key in EXTRA_KEYS if key in payload})
         except (ConfigError, DataError, KeyError, TypeError, ValueError,
                 AttributeError) as exc:
             raise CheckpointError(f"{path}: damaged checkpoint ({type(exc).__name__}: "

@@ -114,10 +114,28 @@ class TrainConfig:
                               choices=("none", "plateau"))
     lr_factor: float = option(0.5, "Learning-rate factor of the plateau schedule.",
                               min=0.0, below=1.0)
-    lr_patience: int = option(2, "Epochs without improvement before the plateau schedule "
-                              "lowers the learning rate.", min=0)
-    patience: int | None = option(10, "Early stopping: stop after this many epochs without a "
-                                  "better select_by metric (null: never stop early).", min=1)
+    lr_patience: int = option(2, "Validations (epochs, unless train.validate_every) without "
+                              "improvement before the plateau schedule lowers the learning "
+                              "rate.", min=0)
+    patience: int | None = option(10, "Early stopping: stop after this many validations "
+                                  "(epochs, unless train.validate_every) without a better "
+                                  "select_by metric (null: never stop early).", min=1)
+    max_steps: int | None = option(None, "Budget: end training after this many optimizer "
+                                   "steps, as a finished run (validation, best.pt, test "
+                                   "scores). A resumed run counts the steps already taken "
+                                   "(null: no limit).", min=1)
+    max_minutes: float | None = option(None, "Budget: end training once this many minutes of "
+                                       "wall-clock time have been spent on it (resumed runs "
+                                       "count the time already spent), as a finished run "
+                                       "(null: no limit).", min=0.0)
+    validate_every: int | None = option(None, "Validate (metrics.jsonl, best.pt, last.pt, "
+                                        "early stopping, plateau schedule) every this many "
+                                        "optimizer steps instead of once per epoch (null: at "
+                                        "the end of every epoch).", min=1)
+    label_smoothing: float = option(0.0, "Label smoothing of the training loss: this share "
+                                     "of each target's probability is spread over the other "
+                                     "target characters (PAD never counts). Validation loss "
+                                     "stays plain cross-entropy.", min=0.0, below=1.0)
     select_by: str = option("val_loss", "Validation metric that picks best.pt, counts patience "
                             "and drives the plateau schedule: `val_loss` (lower is better), "
                             "or `exact_match` / `chrf` of greedy decoding on the eval_samples "
@@ -357,6 +375,9 @@ def _check_cross_fields(config: Config, source: str) -> None:
                           "set model.num_layers >= 2 or model.dropout = 0, or use "
                           "model.output_dropout, which acts with one layer")
     _check_attention_options(config.model, source)
+    if config.train.max_minutes is not None and not config.train.max_minutes > 0:
+        raise ConfigError(f"{source}: train.max_minutes = {config.train.max_minutes:g} is out "
+                          "of range; allowed: > 0 (null: no time limit)")
 
 
 def _check_attention_options(model: ModelConfig, source: str) -> None:

@@ -164,10 +164,14 @@ class RunDirectory:
         except OSError as exc:
             raise RunDirError(f"{self.metrics}: cannot write ({exc.strerror or exc})") from None
 
-    def truncate_metrics(self, last_epoch: int) -> list[dict[str, Any]]:
-        """Keep the metrics of epochs the checkpoint has seen (a crash may have left more,
-        or a torn last line): the resumed run writes those epochs again."""
-        kept = [m for m in self.read_metrics() if m["epoch"] <= last_epoch]
+    def truncate_metrics(self, last_epoch: int, last_step: int | None = None
+                         ) -> list[dict[str, Any]]:
+        """Keep the metrics of validations the checkpoint has seen (a crash may have left
+        more, or a torn last line): the resumed run writes those again. Records carry
+        their optimizer step; older ones only their epoch."""
+        kept = [m for m in self.read_metrics()
+                if (m["step"] <= last_step if last_step is not None and "step" in m
+                    else m["epoch"] <= last_epoch)]
         self.write_text(self.metrics, "".join(json.dumps(m) + "\n" for m in kept))
         return kept
 

@@ -36,6 +36,7 @@ from seq2seq_cli.data import (
     build_vocabularies,
     load_corpus,
 )
+from seq2seq_cli.decode import BOS_CLASS
 from seq2seq_cli.distributed import Distributed
 from seq2seq_cli.errors import CheckpointError, ConfigError, DataError, UserError
 from seq2seq_cli.metrics import chrf, exact_match
@@ -91,7 +92,7 @@ class EpochEnded:
 class TrainResult:
     run_dir: Path
     epochs_completed: int
-    stop_reason: str  # "completed" | "early_stopping"
+    stop_reason: str  # "completed" | "early_stopping" | "max_steps" | "max_minutes"
     best_epoch: int
     best_val_loss: float
     best_exact_match: float | None
@@ -129,7 +130,9 @@ class Progress:
     best_val_loss: float = math.inf
     best_epoch: int = 0
     best_exact_match: float | None = None
-    epochs_without_improvement: int = 0
+    epochs_without_improvement: int = 0  # validations, in fact: epochs unless validate_every
+    steps: int = 0  # optimizer steps of the whole run
+    best_step: int = 0
     # Position inside an unfinished epoch (set when stopped by a signal).
     batches_done: int = 0
     loss_sum: float = 0.0
@@ -162,6 +165,9 @@ class Trainer:
     should_stop: Callable[[], bool]
     progress: Progress = field(default_factory=Progress)
     history: list[dict[str, Any]] = field(default_factory=list)
+    clock: Callable[[], float] = time.monotonic  # for train.max_minutes
+    elapsed_before: float = 0.0  # seconds spent on this run by earlier invocations
+    started: float = 0.0  # clock() when this invocation began to train
 
 
 # ---------------------------------------------------------------- entry point
@@ -170,21 +176,26 @@ class Trainer:
 def train_from_config(config: Config, run_dir: str | Path, *, resume: bool = False,
                       overwrite: bool = False, device: str = "auto",
                       on_event: EventHandler | None = None,
-                      should_stop: Callable[[], bool] | None = None) -> TrainResult:
-    """Train as ``config`` says into ``run_dir`` and return the outcome."""
+                      should_stop: Callable[[], bool] | None = None,
+                      clock: Callable[[], float] = time.monotonic) -> TrainResult:
+    """Train as ``config`` says into ``run_dir`` and return the outcome.
+
+    ``clock`` (seconds) measures train.max_minutes; tests pass a fake one.
+    """
     with Distributed.from_environment(resolve_device(device)) as dist, \
             contextlib.ExitStack() as run_lock:
         trainer = setup_trainer(config, RunDirectory(Path(run_dir)), resume, overwrite, dist,
-                         run_lock, on_event or (lambda event: None),
-                         should_stop or (lambda: False))
+                                run_lock, on_event or (lambda event: None),
+                                should_stop or (lambda: False))
+        trainer.clock = clock
         result = _fit(trainer)
         dist.barrier()
         return result
 
 
 def setup_trainer(config: Config, run: RunDirectory, resume: bool, overwrite: bool,
-           dist: Distributed, run_lock: contextlib.ExitStack, on_event: EventHandler,
-           should_stop: Callable[[], bool]) -> Trainer:
+                  dist: Distributed, run_lock: contextlib.ExitStack, on_event: EventHandler,
+                  should_stop: Callable[[], bool]) -> Trainer:
     """Check, load and lay out everything; rank 0 holds the run directory's lock in
     ``run_lock`` until training ends."""
     _check_precision(config, dist.device)  # before anything is written
@@ -294,20 +305,16 @@ def _check_precision(config: Config, device: torch.device) -> None:
 
 
 def _fit(trainer: Trainer) -> TrainResult:
-    t = trainer.config.train
-    stop_reason = "completed"
-    while trainer.progress.epoch < t.epochs:
-        _train_epoch(trainer)
-        metrics, samples, is_best = end_epoch(trainer)
-        trainer.on_event(EpochEnded(metrics, samples, is_best))
-        out_of_patience = (t.patience is not None
-                           and trainer.progress.epochs_without_improvement >= t.patience)
-        if out_of_patience and trainer.progress.epoch < t.epochs:
-            stop_reason = "early_stopping"
-            break
+    t, p = trainer.config.train, trainer.progress
+    trainer.started = trainer.clock()
+    # A run resumed with the budget it already used up has nothing left to train.
+    stop_reason = _spent_budget(trainer) or "completed"
+    while p.epoch < t.epochs and stop_reason == "completed":
+        stop_reason = _train_epoch(trainer)
     test = _score_test_split(trainer) or {}
-    p = trainer.progress
-    best_metrics = next((m for m in trainer.history if m["epoch"] == p.best_epoch), {})
+    best_metrics = next((m for m in reversed(trainer.history)
+                         if m.get("step", p.best_step) == p.best_step
+                         and m["epoch"] == p.best_epoch), {})
     return TrainResult(trainer.run.root, p.epoch, stop_reason, p.best_epoch, p.best_val_loss,
                        p.best_exact_match, test.get("exact_match"), len(trainer.test_texts),
                        t.select_by, best_metrics, test.get("chrf"))
@@ -320,31 +327,73 @@ def epoch_plan(trainer: Trainer, epoch: int) -> list[np.ndarray]:
                          rng, trainer.config.train.batching)
 
 
-def _train_epoch(trainer: Trainer) -> None:
-    p = trainer.progress
+def _train_epoch(trainer: Trainer) -> str:
+    """Train to the end of the epoch, or until a budget, early stopping or a signal ends
+    the run; returns why it ended ("completed" if it did not)."""
+    t, p = trainer.config.train, trainer.progress
     epoch = p.epoch + 1
     plan = epoch_plan(trainer, epoch)
     trainer.on_event(EpochStarted(epoch, len(plan), p.batches_done))
     trainer.model.train()
     for rows in plan[p.batches_done:]:
-        started = time.perf_counter()
-        loss_sum, steps = train_step(trainer, rows)
-        if not math.isfinite(loss_sum):
-            raise TrainingDiverged(
-                f"the loss became {loss_sum} in epoch {epoch}, batch {p.batches_done + 1}; "
-                f"{trainer.run.last} still holds the last good epoch. Lower "
-                "train.learning_rate or set train.clip_norm, then --resume")
-        p.batches_done += 1
-        p.loss_sum += loss_sum
-        p.target_steps += steps
-        p.chars += int(trainer.train_pairs.source.lengths[rows].sum()) + steps
-        p.train_seconds += time.perf_counter() - started
-        trainer.on_event(BatchEnded(epoch, p.batches_done, len(plan), p.loss_sum / p.target_steps,
-                                    p.chars / max(p.train_seconds, 1e-9)))
+        _step_and_count(trainer, rows, epoch, len(plan))
+        if p.batches_done < len(plan):  # a validation inside the epoch comes before a stop
+            budget = _spent_budget(trainer)
+            if budget or _validation_due(trainer):
+                reason = _validate_and_save(trainer, epoch_ended=False)
+                trainer.model.train()
+                if budget or reason:
+                    return budget or reason
         if trainer.dist.any(trainer.should_stop()):
             _save_last(trainer)
             trainer.dist.barrier()
             raise TrainingStopped(trainer.run.root, epoch, p.batches_done)
+    budget = _spent_budget(trainer)
+    if t.validate_every is None or budget or _validation_due(trainer) or epoch >= t.epochs:
+        reason = _validate_and_save(trainer, epoch_ended=True)
+    else:
+        reason = None
+        p.epoch = epoch
+        p.start_epoch()
+    return budget or reason or "completed"
+
+
+def _step_and_count(trainer: Trainer, rows: np.ndarray, epoch: int, batches: int) -> None:
+    p = trainer.progress
+    started = time.perf_counter()
+    loss_sum, steps = train_step(trainer, rows)
+    if not math.isfinite(loss_sum):
+        raise TrainingDiverged(
+            f"the loss became {loss_sum} in epoch {epoch}, batch {p.batches_done + 1}; "
+            f"{trainer.run.last} still holds the last good epoch. Lower "
+            "train.learning_rate or set train.clip_norm, then --resume")
+    p.batches_done += 1
+    p.steps += 1
+    p.loss_sum += loss_sum
+    p.target_steps += steps
+    p.chars += int(trainer.train_pairs.source.lengths[rows].sum()) + steps
+    p.train_seconds += time.perf_counter() - started
+    trainer.on_event(BatchEnded(epoch, p.batches_done, batches, p.loss_sum / p.target_steps,
+                                p.chars / max(p.train_seconds, 1e-9)))
+
+
+def _validation_due(trainer: Trainer) -> bool:
+    every = trainer.config.train.validate_every
+    return every is not None and trainer.progress.steps % every == 0
+
+
+def elapsed_seconds(trainer: Trainer) -> float:
+    """Wall-clock seconds spent training this run, earlier invocations included."""
+    return trainer.elapsed_before + trainer.clock() - trainer.started
+
+
+def _spent_budget(trainer: Trainer) -> str | None:
+    """"max_steps" or "max_minutes" once that budget is used up; every rank agrees."""
+    t = trainer.config.train
+    if t.max_steps is not None and trainer.progress.steps >= t.max_steps:
+        return "max_steps"
+    out_of_time = t.max_minutes is not None and elapsed_seconds(trainer) >= 60 * t.max_minutes
+    return "max_minutes" if trainer.dist.any(out_of_time) else None
 
 
 def train_step(trainer: Trainer, rows: np.ndarray) -> tuple[float, int]:
@@ -356,7 +405,7 @@ def train_step(trainer: Trainer, rows: np.ndarray) -> tuple[float, int]:
     encoder_input, decoder_input, target, *lengths = to_device(trainer, batch)
     with autocast(trainer):
         logits = trainer.wrapped(encoder_input, decoder_input, *lengths)  # (B, T, Ft)
-    loss_sum = sequence_loss(logits, target)
+    loss_sum = sequence_loss(logits, target, t.label_smoothing)
     # DDP averages gradients over ranks; scaling by world_size / global steps makes the
     # result the mean over every real target step of the global batch, as one process.
     loss = loss_sum * (weight * trainer.dist.world_size / global_steps)
@@ -371,14 +420,25 @@ def train_step(trainer: Trainer, rows: np.ndarray) -> tuple[float, int]:
     return float(total), global_steps
 
 
-def sequence_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def sequence_loss(logits: torch.Tensor, target: torch.Tensor,
+                  label_smoothing: float = 0.0) -> torch.Tensor:
     """Summed cross-entropy over real target steps; PAD positions (IGNORE_INDEX) never count.
 
     logits (B, T, Ft), target (B, T) class indices. Summed, not averaged, so that batches
-    and ranks can be combined exactly by the caller.
+    and ranks can be combined exactly by the caller. With ``label_smoothing`` ε the target
+    is (1 - ε) on the true class and ε spread evenly over every class the decoder can
+    emit (BOS, which it never emits, gets none).
     """
-    return F.cross_entropy(logits.float().flatten(0, 1), target.flatten(),
-                           ignore_index=IGNORE_INDEX, reduction="sum")
+    logits, target = logits.float().flatten(0, 1), target.flatten()  # (N, Ft), (N,)
+    if label_smoothing == 0:
+        return F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX, reduction="sum")
+    real = target != IGNORE_INDEX  # (N,)
+    log_probs = logits[real].log_softmax(dim=1)  # (n, Ft)
+    true_class = -log_probs.gather(1, target[real][:, None])[:, 0]  # (n,)
+    emittable = torch.ones(log_probs.shape[1], dtype=torch.bool, device=logits.device)
+    emittable[BOS_CLASS] = False
+    uniform = -log_probs[:, emittable].mean(dim=1)  # (n,)
+    return ((1 - label_smoothing) * true_class + label_smoothing * uniform).sum()
 
 
 def training_batch(trainer: Trainer, pairs: EncodedPairs, rows: np.ndarray) -> Batch:
@@ -424,6 +484,23 @@ def autocast(trainer: Trainer) -> contextlib.AbstractContextManager:
 
 
 def end_epoch(trainer: Trainer) -> tuple[dict[str, Any], list[tuple[str, str, str]], bool]:
+    """Validate at the end of an epoch and write its checkpoints: metrics, samples, is_best."""
+    return _validation(trainer, epoch_ended=True)
+
+
+def _validate_and_save(trainer: Trainer, *, epoch_ended: bool) -> str | None:
+    """Validate, write metrics and checkpoints, report; "early_stopping" when patience
+    has run out and training would otherwise go on."""
+    t, p = trainer.config.train, trainer.progress
+    metrics, samples, is_best = _validation(trainer, epoch_ended=epoch_ended)
+    trainer.on_event(EpochEnded(metrics, samples, is_best))
+    out_of_patience = t.patience is not None and p.epochs_without_improvement >= t.patience
+    return "early_stopping" if out_of_patience and (
+        not epoch_ended or p.epoch < t.epochs) else None
+
+
+def _validation(trainer: Trainer, *, epoch_ended: bool) -> tuple[
+        dict[str, Any], list[tuple[str, str, str]], bool]:
     p = trainer.progress
     epoch = p.epoch + 1
     started = time.perf_counter()
@@ -434,6 +511,7 @@ def end_epoch(trainer: Trainer) -> tuple[dict[str, Any], list[tuple[str, str, st
     exact_match, chrf_score, samples = trainer.dist.from_main(lambda: _decode_validation(trainer))
     metrics = {
         "epoch": epoch,
+        "step": p.steps,
         "loss": p.loss_sum / p.target_steps,
         "val_loss": val_loss,
         "char_accuracy": char_accuracy,
@@ -444,24 +522,26 @@ def end_epoch(trainer: Trainer) -> tuple[dict[str, Any], list[tuple[str, str, st
         "eval_seconds": time.perf_counter() - started,
         "chars_per_second": p.chars / max(p.train_seconds, 1e-9),
     }
-    is_best = _update_progress(trainer, metrics)
+    is_best = _update_progress(trainer, metrics, epoch_ended)
     if trainer.scheduler is not None:
         trainer.scheduler.step(metrics[trainer.config.train.select_by])
     _write_epoch(trainer, metrics, samples, is_best)
     return metrics, samples, is_best
 
 
-def _update_progress(trainer: Trainer, metrics: dict[str, Any]) -> bool:
+def _update_progress(trainer: Trainer, metrics: dict[str, Any], epoch_ended: bool) -> bool:
     p = trainer.progress
-    p.epoch = metrics["epoch"]
     is_best = _improves(metrics, trainer.history, trainer.config.train.select_by)
     if is_best:
-        p.best_val_loss, p.best_epoch = metrics["val_loss"], p.epoch
+        p.best_val_loss, p.best_epoch = metrics["val_loss"], metrics["epoch"]
+        p.best_step = p.steps
         p.best_exact_match = metrics["exact_match"]
         p.epochs_without_improvement = 0
     else:
         p.epochs_without_improvement += 1
-    p.start_epoch()
+    if epoch_ended:
+        p.epoch = metrics["epoch"]
+        p.start_epoch()
     trainer.history.append(metrics)
     return is_best
 
@@ -599,7 +679,8 @@ def _checkpoint(trainer: Trainer) -> Checkpoint:
              "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []})
     return Checkpoint(trainer.config, trainer.vocabs, trainer.model.state_dict(), p.epoch,
                       int(trainer.train_pairs.source.lengths.max()),
-                      int(trainer.train_pairs.target.lengths.max()), training)
+                      int(trainer.train_pairs.target.lengths.max()), training,
+                      {"elapsed_seconds": elapsed_seconds(trainer)})
 
 
 def _restore(trainer: Trainer, checkpoint: Checkpoint) -> None:
@@ -611,8 +692,9 @@ def _restore(trainer: Trainer, checkpoint: Checkpoint) -> None:
         detail = str(exc).splitlines()[0][:200] if str(exc) else ""
         raise CheckpointError(f"{trainer.run.last}: damaged checkpoint, cannot resume "
                               f"({type(exc).__name__}: {detail})") from None
+    trainer.elapsed_before = float(checkpoint.extra.get("elapsed_seconds", 0.0))
     if trainer.dist.is_main:
-        trainer.run.truncate_metrics(trainer.progress.epoch)
+        trainer.run.truncate_metrics(trainer.progress.epoch, trainer.progress.steps)
 
 
 def _load_state(trainer: Trainer, weights: dict[str, torch.Tensor],

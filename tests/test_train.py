@@ -26,7 +26,7 @@ from seq2seq_cli.train import (
 from .conftest import TOY_PAIRS, write_config, write_tsv
 
 runner = CliRunner()
-METRIC_KEYS = {"epoch", "loss", "val_loss", "char_accuracy", "exact_match", "chrf",
+METRIC_KEYS = {"epoch", "step", "loss", "val_loss", "char_accuracy", "exact_match", "chrf",
                "learning_rate", "seconds", "eval_seconds", "chars_per_second"}
 TIMING_KEYS = {"seconds", "eval_seconds", "chars_per_second"}
 

@@ -20,6 +20,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from seq2seq_cli.run_dir import RunDirectory
 from seq2seq_cli.train import (
     BatchEnded,
     EpochEnded,
@@ -167,7 +168,7 @@ class TrainView:
             return
         self.errors.print(
             f"stopped in epoch {exc.epoch} after batch {exc.batch}; saved "
-            f"{exc.run_dir / 'checkpoints' / 'last.pt'}. Resume with:\n"
+            f"{RunDirectory(exc.run_dir).last}. Resume with:\n"
             f"  seq2seq train {self.config_path} --run-dir {exc.run_dir} --resume",
             highlight=False, soft_wrap=True)
 
@@ -175,8 +176,10 @@ class TrainView:
         self._stop_progress()
         if self.quiet:
             return
-        how = f"stopped early (no {result.select_by} improvement)" if (
-            result.stop_reason == "early_stopping") else "finished"
+        how = {"early_stopping": f"stopped early (no {result.select_by} improvement)",
+               "max_steps": "step budget (train.max_steps) used up: finished",
+               "max_minutes": "time budget (train.max_minutes) used up: finished",
+               }.get(result.stop_reason, "finished")
         best = result.best_metrics
         by = "" if result.select_by == "val_loss" else f" by {result.select_by}"
         lines = [f"{how} after {result.epochs_completed} epochs; best epoch "
@@ -187,6 +190,6 @@ class TrainView:
             lines.append(f"test exact match: {result.test_exact_match:.3f}, chrF "
                          f"{_format_metric(result.test_chrf, '.1f')} "
                          f"({result.test_pairs:,} held-out pairs)")
-        lines.append(f"checkpoint: {result.run_dir / 'checkpoints' / 'best.pt'}")
+        lines.append(f"checkpoint: {RunDirectory(result.run_dir).best}")
         lines.append(f'translate:  seq2seq translate {result.run_dir} "some text"')
         self.console.print("\n".join(lines), highlight=False, soft_wrap=True)
