@@ -119,6 +119,7 @@ def train(
     from seq2seq_cli.config import load_config
 
     cfg = load_config(config, overrides)  # config errors come before torch is loaded
+    from seq2seq_cli.run_dir import RunDirectory
     from seq2seq_cli.train import TrainingStopped, train_from_config
     from seq2seq_cli.ui.train_view import StopOnSignal, TrainView
 
@@ -134,7 +135,7 @@ def train(
             view.stopped(exc)
             raise typer.Exit(stop.exit_code) from None
         except KeyboardInterrupt:  # a second Ctrl-C: no position saved, last.pt stays whole
-            typer.echo(f"interrupted; {target / 'checkpoints' / 'last.pt'} (if present) "
+            typer.echo(f"interrupted; {RunDirectory(target).last} (if present) "
                        "holds the last saved position: continue with --resume", err=True)
             raise typer.Exit(130) from None
     view.summary(result)

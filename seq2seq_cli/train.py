@@ -63,6 +63,7 @@ class RunStarted:
     parameters: int
     start_epoch: int  # the first epoch this invocation trains (1 unless resumed)
     epochs: int
+    validate_every: int | None = None  # train.validate_every (None: each epoch)
 
 
 @dataclass(frozen=True)
@@ -220,7 +221,8 @@ def setup_trainer(config: Config, run: RunDirectory, resume: bool, overwrite: bo
                         len(corpus.train), len(corpus.val), len(corpus.test),
                         len(epoch_plan(trainer, 1)),
                         sum(p.numel() for p in trainer.model.parameters()),
-                        trainer.progress.epoch + 1, config.train.epochs))
+                        trainer.progress.epoch + 1, config.train.epochs,
+                        config.train.validate_every))
     return trainer
 
 

@@ -68,6 +68,14 @@ class StopOnSignal:
 LOG_INTERVAL = 60.0  # seconds between progress lines inside an epoch, when not in a terminal
 
 
+def _validation_note(every: int, batches: int) -> str:
+    note = f"validating every {every:,} steps ({every / batches:.2f} epochs of {batches:,} batches)"
+    if every > batches:
+        note += ("; that is longer than an epoch, so some epochs end without a validation "
+                 "(and without writing last.pt)")
+    return note
+
+
 def _format_metric(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -112,6 +120,9 @@ class TrainView:
             f"{e.test_pairs:,} test pairs, {e.batches_per_epoch:,} batches per epoch, "
             f"{e.parameters:,} parameters, {e.device} ({e.threads} threads{processes}){resumed}",
             highlight=False, soft_wrap=True)
+        if e.validate_every is not None:
+            self.console.print(_validation_note(e.validate_every, e.batches_per_epoch),
+                               highlight=False, soft_wrap=True)
 
     def _epoch_started(self, e: EpochStarted) -> None:
         self.last_log = self.clock()

@@ -1,0 +1,212 @@
+"""Budgets, validation inside an epoch and label smoothing, through the library and the CLI.
+
+The toy corpus has 16 training pairs; with batch size 4 an epoch is 4 optimizer steps.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from seq2seq_cli.batching import IGNORE_INDEX
+from seq2seq_cli.checkpoint import load_checkpoint
+from seq2seq_cli.cli import app
+from seq2seq_cli.config import load_config
+from seq2seq_cli.train import TrainingStopped, sequence_loss, train_from_config
+
+from .conftest import write_config
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, toy_corpus: Path) -> Path:
+    return write_config(tmp_path / "tiny.yaml", {
+        "data": {"path": str(toy_corpus), "val_fraction": 0.1, "test_fraction": 0.1},
+        "model": {"latent_dim": 8},
+        "train": {"epochs": 6, "batch_size": 4, "eval_samples": 2, "show_samples": 1,
+                  "threads": 1, "plot": False, "patience": None},
+    })
+
+
+def metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def weights(run: Path, name: str = "last.pt") -> dict[str, torch.Tensor]:
+    return load_checkpoint(run / "checkpoints" / name)["model"]
+
+
+def same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def untimed(records: list[dict]) -> list[dict]:
+    return [{k: v for k, v in m.items() if k not in ("seconds", "eval_seconds",
+                                                     "chars_per_second")} for m in records]
+
+
+class FakeClock:
+    """Ten seconds pass every time training looks at the clock."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 10.0
+        return self.now
+
+
+# ---------------------------------------------------------------- budgets
+
+
+def test_a_step_budget_ends_the_run_like_a_finished_one(tmp_path, config_file):
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(config_file), "--run-dir", str(run),
+                                 "--set", "train.max_steps=6", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "train.max_steps" in result.stdout
+    records = metrics(run)
+    assert [(m["epoch"], m["step"]) for m in records] == [(1, 4), (2, 6)]  # 6 = mid-epoch 2
+    assert (run / "checkpoints" / "best.pt").exists()
+    assert json.loads((run / "test_metrics.json").read_text())["n"] == 2  # test scoring ran
+    saved = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert saved["progress"]["steps"] == 6 and saved["progress"]["batches_done"] == 2
+
+
+def test_a_resumed_run_counts_the_steps_already_taken(tmp_path, config_file):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train_from_config(load_config(config_file, ["train.max_steps=10"]), straight, device="cpu")
+    first = train_from_config(load_config(config_file, ["train.max_steps=6"]), split,
+                              device="cpu")
+    assert first.stop_reason == "max_steps"
+    again = train_from_config(load_config(config_file, ["train.max_steps=6"]), split,
+                              resume=True, device="cpu")
+    assert again.stop_reason == "max_steps"  # nothing left to do: not one more step
+    assert load_checkpoint(split / "checkpoints" / "last.pt")["progress"]["steps"] == 6
+    result = train_from_config(load_config(config_file, ["train.max_steps=10"]), split,
+                               resume=True, device="cpu")
+    assert result.stop_reason == "max_steps"
+    assert same_weights(weights(straight), weights(split))  # validations change nothing
+
+
+def test_a_time_budget_is_measured_on_the_clock_and_kept_across_resumes(tmp_path,
+                                                                        config_file):
+    run = tmp_path / "run"
+    config = load_config(config_file, ["train.max_minutes=1"])
+    result = train_from_config(config, run, device="cpu", clock=FakeClock())
+    assert result.stop_reason == "max_minutes"
+    steps = load_checkpoint(run / "checkpoints" / "last.pt")["progress"]["steps"]
+    assert 0 < steps < 24  # far less than 6 epochs of 4 steps
+    spent = load_checkpoint(run / "checkpoints" / "last.pt")["elapsed_seconds"]
+    assert spent >= 60
+    again = train_from_config(config, run, resume=True, device="cpu", clock=FakeClock())
+    assert again.stop_reason == "max_minutes"
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["progress"]["steps"] == steps
+    more = train_from_config(load_config(config_file, ["train.max_minutes=2"]), run,
+                             resume=True, device="cpu", clock=FakeClock())
+    assert more.stop_reason == "max_minutes"
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["progress"]["steps"] > steps
+
+
+@pytest.mark.parametrize("setting, key", [
+    ("train.max_steps=0", "train.max_steps"), ("train.max_minutes=0", "train.max_minutes"),
+    ("train.max_minutes=-5", "train.max_minutes"), ("train.validate_every=0",
+                                                    "train.validate_every"),
+    ("train.label_smoothing=1", "train.label_smoothing")])
+def test_bad_budgets_are_refused_before_anything_is_written(tmp_path, config_file, setting,
+                                                             key):
+    result = runner.invoke(app, ["train", str(config_file), "--run-dir", str(tmp_path / "run"),
+                                 "--set", setting])
+    assert result.exit_code == 2
+    assert key in result.output
+    assert not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------- validation inside epochs
+
+
+def test_validation_every_few_steps_updates_metrics_and_best(tmp_path, config_file):
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(config_file), "--run-dir", str(run),
+                                 "--set", "train.validate_every=3", "--set", "train.epochs=3",
+                                 "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "validating every 3 steps" in result.stdout
+    assert [(m["epoch"], m["step"]) for m in metrics(run)] == [(1, 3), (2, 6), (3, 9),
+                                                               (3, 12)]
+    best = load_checkpoint(run / "checkpoints" / "best.pt")
+    best_record = min(metrics(run), key=lambda m: m["val_loss"])
+    assert best["progress"]["best_step"] == best_record["step"]
+
+
+def test_validate_every_longer_than_an_epoch_is_allowed_and_explained(tmp_path, config_file):
+    result = runner.invoke(app, ["train", str(config_file), "--run-dir", str(tmp_path / "r"),
+                                 "--set", "train.validate_every=6", "--set", "train.epochs=3",
+                                 "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "longer than an epoch" in result.stdout
+    assert [m["step"] for m in metrics(tmp_path / "r")] == [6, 12]
+
+
+def test_early_stopping_counts_validations(tmp_path, config_file):
+    config = load_config(config_file, ["train.validate_every=2", "train.patience=2",
+                                       "train.optimizer=sgd", "train.learning_rate=0"])
+    result = train_from_config(config, tmp_path / "run", device="cpu")
+    assert result.stop_reason == "early_stopping"
+    assert [m["step"] for m in metrics(tmp_path / "run")] == [2, 4, 6]
+
+
+def test_stopped_and_resumed_with_mid_epoch_validations_equals_straight(tmp_path,
+                                                                       config_file):
+    overrides = ["train.validate_every=3", "train.epochs=3", "train.lr_schedule=plateau",
+                 "train.lr_patience=0", "model.output_dropout=0.2"]
+    config = load_config(config_file, overrides)
+    train_from_config(config, tmp_path / "straight", device="cpu")
+    calls = iter(range(1000))
+    with pytest.raises(TrainingStopped):
+        train_from_config(config, tmp_path / "cut", device="cpu",
+                          should_stop=lambda: next(calls) == 4)  # after step 5
+    train_from_config(config, tmp_path / "cut", resume=True, device="cpu")
+    assert untimed(metrics(tmp_path / "straight")) == untimed(metrics(tmp_path / "cut"))
+    assert same_weights(weights(tmp_path / "straight"), weights(tmp_path / "cut"))
+
+
+# ---------------------------------------------------------------- label smoothing
+
+
+def test_label_smoothing_spreads_over_emittable_classes_and_ignores_padding():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 5)  # classes: 0 = BOS (never emitted), 1 = EOS, 2.. chars
+    target = torch.tensor([[2, 3, 1], [4, 1, IGNORE_INDEX]])
+    smoothing = 0.1
+    got = sequence_loss(logits, target, smoothing)
+    log_probs = logits.log_softmax(dim=2)
+    expected = 0.0
+    for b, t in [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)]:
+        others = [c for c in range(5) if c != 0]  # every class but BOS
+        uniform = -sum(float(log_probs[b, t, c]) for c in others) / len(others)
+        expected += (1 - smoothing) * -float(log_probs[b, t, target[b, t]]) + smoothing * uniform
+    assert float(got) == pytest.approx(expected, rel=1e-5)
+    changed = logits.clone()
+    changed[1, 2] += 100.0  # the PAD position
+    assert float(sequence_loss(changed, target, smoothing)) == pytest.approx(float(got))
+    assert float(sequence_loss(logits, target, 0.0)) < float(got)
+
+
+def test_label_smoothing_trains_through_the_cli_and_validation_loss_stays_plain(tmp_path,
+                                                                               config_file):
+    runs = {}
+    for smoothing in ("0", "0.2"):
+        run = tmp_path / f"run-{smoothing}"
+        result = runner.invoke(app, ["train", str(config_file), "--run-dir", str(run),
+                                     "--set", f"train.label_smoothing={smoothing}",
+                                     "--set", "train.epochs=1", "--device", "cpu"])
+        assert result.exit_code == 0, result.output
+        runs[smoothing] = metrics(run)[0]
+    assert runs["0.2"]["loss"] > runs["0"]["loss"]  # the smoothed training loss is larger
+    assert runs["0.2"]["val_loss"] != runs["0"]["val_loss"]
