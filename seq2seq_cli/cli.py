@@ -39,18 +39,12 @@ class TranslateFormat(str, Enum):
     jsonl = "jsonl"
 
 
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
-
 ConfigArg = Annotated[Path, typer.Argument(help="YAML config file.", show_default=False)]
 SetOption = Annotated[list[str], typer.Option(
     "--set", help="Override a config value, e.g. --set train.epochs=5 (repeatable).",
     metavar="SECTION.KEY=VALUE")]
-DeviceOption = Annotated[Device, typer.Option(
-    help="auto picks CUDA when a GPU is present, else the CPU.")]
+DeviceOption = Annotated[str, typer.Option(
+    help="auto (CUDA when a GPU is present, else the CPU), cpu, cuda, cuda:N or mps.")]
 ModelArg = Annotated[Path, typer.Argument(
     help="A run directory (uses its checkpoints/best.pt) or a checkpoint file.",
     show_default=False)]
@@ -112,7 +106,7 @@ def train(
         help="Continue the run in --run-dir from its checkpoints/last.pt.")] = False,
     overwrite: Annotated[bool, typer.Option(
         help="Replace an existing run in --run-dir (its files are deleted).")] = False,
-    device: DeviceOption = Device.auto,
+    device: DeviceOption = "auto",
     quiet: Annotated[bool, typer.Option(help="Print only errors.")] = False,
 ) -> None:
     """Train a model from a YAML config; writes checkpoints, metrics and samples."""
@@ -129,7 +123,7 @@ def train(
     with StopOnSignal() as stop:
         try:
             result = train_from_config(cfg, target, resume=resume, overwrite=overwrite,
-                                       device=device.value, on_event=view.handle,
+                                       device=device, on_event=view.handle,
                                        should_stop=stop.requested)
         except TrainingStopped as exc:
             view.stopped(exc)
@@ -172,7 +166,7 @@ def translate(
         "--attention-plot", metavar="FILE.png", help="Draw the attention weights of the "
         "best translation of one source text as a heatmap (needs the `plot` extra).")
     ] = None,
-    device: DeviceOption = Device.auto,
+    device: DeviceOption = "auto",
 ) -> None:
     """Translate texts with a trained model (greedy or beam search, batched)."""
     from seq2seq_cli.translate import (
@@ -199,7 +193,7 @@ def translate(
     draw = attention_drawer(attention_plot)  # None without the option; needs matplotlib
     # Input errors before the model loads; --attention-plot takes exactly one source.
     sources = source_lines(texts or [], input, output, only_one=draw is not None)
-    trained = load_model(model, device.value)
+    trained = load_model(model, device)
     settings.check_model(trained)
     notes = InputNotes()
     write_translations(translate_stream(trained, sources, settings, notes), output,
@@ -225,7 +219,7 @@ def evaluate(
     output_hypotheses: Annotated[Optional[Path], typer.Option(  # noqa: UP045
         help="Also write source, reference and hypothesis per line (TSV) to FILE.")] = None,
     worst: Annotated[int, typer.Option(min=0, help="Worst examples to show.")] = 10,
-    device: DeviceOption = Device.auto,
+    device: DeviceOption = "auto",
 ) -> None:
     """Score a trained model on a test file: exact match, CER, chrF, BLEU."""
     from seq2seq_cli.translator import evaluate_file
@@ -233,7 +227,7 @@ def evaluate(
 
     report = evaluate_file(model, data, beam_size=beam_size, length_penalty=length_penalty,
                            max_length=max_length, batch_size=batch_size, worst=worst,
-                           device=device.value)
+                           device=device)
     if output_hypotheses is not None:
         write_hypotheses(report, output_hypotheses)
     render_evaluation(report, format.value)
@@ -259,6 +253,19 @@ def export(
     directory = export_model(model, output, export_format=format.value)
     typer.echo(f"exported to {directory}: python {directory / 'seq2seq_onnx.py'} "
                f"{directory} \"some text\"")
+
+
+config_app = typer.Typer(help="Show configs.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+@user_errors
+def config_show(config: ConfigArg, overrides: SetOption = []) -> None:  # noqa: B006
+    """Print the fully resolved config (defaults filled in), as train writes it to the run."""
+    from seq2seq_cli.config import dump_config, load_config
+
+    typer.echo(dump_config(load_config(config, overrides)), nl=False)
 
 
 @app.command("inspect-params")

@@ -132,6 +132,12 @@ class TrainConfig:
                                         "early stopping, plateau schedule) every this many "
                                         "optimizer steps instead of once per epoch (null: at "
                                         "the end of every epoch).", min=1)
+    init_from: str | None = option(None, "Fine-tuning: start a new run from the weights and "
+                                   "vocabularies of this run directory (its best.pt) or "
+                                   "checkpoint file, with a fresh optimizer and counters. The "
+                                   "model section must match the checkpoint's; characters of "
+                                   "the new corpus its vocabulary lacks read as <unk> and are "
+                                   "reported (null: start from random weights).")
     label_smoothing: float = option(0.0, "Label smoothing of the training loss: this share "
                                      "of each target's probability is spread over the other "
                                      "target characters (PAD never counts). Validation loss "
@@ -362,6 +368,9 @@ def _check_cross_fields(config: Config, source: str) -> None:
         raise ConfigError(f"{source}: data.val_fraction + data.test_fraction = "
                           f"{sum(held_out):g} leaves no training pairs; the sum must be "
                           "below 1")
+    if config.train.init_from == "":
+        raise ConfigError(f"{source}: train.init_from = '' is not allowed; give a run "
+                          "directory or checkpoint file, or null")
     for key in ("path", "val_path", "test_path"):
         if getattr(data, key) == "":
             raise ConfigError(f"{source}: data.{key} = '' is not allowed; give a file path"

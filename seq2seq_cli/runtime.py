@@ -10,15 +10,25 @@ from seq2seq_cli.errors import UserError
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when a GPU is present; asking for CUDA without one is an error."""
+    """``auto`` picks CUDA when a GPU is present; ``cpu``, ``cuda``, ``cuda:N`` and ``mps``
+    name a device, which must exist here."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA GPU is available to PyTorch here; "
-                        "use --device cpu or --device auto")
-    if name not in ("cpu", "cuda"):
-        raise UserError(f"--device {name!r}: choose one of auto, cpu, cuda")
-    return torch.device(name)
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "mps":
+        if not torch.backends.mps.is_available():
+            raise UserError("--device mps: Apple's Metal (MPS) is not available to PyTorch "
+                            "here; use --device cpu or --device auto")
+        return torch.device("mps")
+    if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(name[5:]) if ":" in name else 0
+        if index >= count:
+            raise UserError(f"--device {name}: no such CUDA GPU here ({count} available to "
+                            "PyTorch); use --device cpu or --device auto")
+        return torch.device(name)
+    raise UserError(f"--device {name!r}: choose one of auto, cpu, cuda, cuda:N, mps")
 
 
 def configure_threads(threads: int | None, world_size: int = 1) -> int:

@@ -26,6 +26,8 @@ from seq2seq_cli.checkpoint import (
     Checkpoint,
     TrainingState,
     load_checkpoint,
+    read_checkpoint,
+    resolve_checkpoint,
     write_checkpoint,
 )
 from seq2seq_cli.config import Config, config_to_dict, dump_config
@@ -64,6 +66,8 @@ class RunStarted:
     start_epoch: int  # the first epoch this invocation trains (1 unless resumed)
     epochs: int
     validate_every: int | None = None  # train.validate_every (None: each epoch)
+    init_from: Path | None = None  # the checkpoint a fine-tuning run starts from
+    unseen_characters: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())  # source, target
 
 
 @dataclass(frozen=True)
@@ -211,19 +215,49 @@ def setup_trainer(config: Config, run: RunDirectory, resume: bool, overwrite: bo
         raise DataError(f"train.select_by = {config.train.select_by!r} needs validation "
                         f"pairs, and the split of {config.data.path} left none; use "
                         "data.val_path or a larger corpus")
-    vocabs = resumed.vocabs if resumed is not None else build_vocabularies(corpus.train)
+    start = _fine_tuning_start(config) if resumed is None else None
+    inherited = resumed if resumed is not None else start
+    vocabs = inherited.vocabs if inherited is not None else build_vocabularies(corpus.train)
     if resumed is None:
         dist.from_main(lambda: _lay_out_run(run, overwrite, config, vocabs, run_lock))
     trainer = _build_trainer(config, run, vocabs, corpus, dist, on_event, should_stop)
     if resumed is not None:
         _restore(trainer, resumed)
+    elif start is not None:
+        trainer.model.load_state_dict(start.weights)  # optimizer and counters stay fresh
     on_event(RunStarted(run.root, str(dist.device), threads, dist.world_size,
                         len(corpus.train), len(corpus.val), len(corpus.test),
                         len(epoch_plan(trainer, 1)),
                         sum(p.numel() for p in trainer.model.parameters()),
                         trainer.progress.epoch + 1, config.train.epochs,
-                        config.train.validate_every))
+                        config.train.validate_every,
+                        resolve_checkpoint(config.train.init_from) if start else None,
+                        _unseen_characters(vocabs, corpus.train) if start else ((), ())))
     return trainer
+
+
+def _fine_tuning_start(config: Config) -> Checkpoint | None:
+    """The checkpoint train.init_from names, checked to hold the configured model."""
+    if config.train.init_from is None:
+        return None
+    start = read_checkpoint(config.train.init_from)
+    before, now = config_to_dict(start.config)["model"], config_to_dict(config)["model"]
+    changed = [key for key in before if before[key] != now[key]]
+    if changed:
+        key = changed[0]
+        raise ConfigError(f"train.init_from: model.{key} = {now[key]!r} differs from "
+                          f"{resolve_checkpoint(config.train.init_from)}'s {before[key]!r}; "
+                          "fine-tuning keeps the model of the checkpoint it starts from, so "
+                          "copy its model section")
+    return start
+
+
+def _unseen_characters(vocabs: Vocabularies,
+                       pairs: list[Pair]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Characters of the new corpus that the (inherited) vocabularies lack, per side."""
+    source = set().union(*(vocabs.source.unknown_characters(s) for s, _ in pairs))
+    target = set().union(*(vocabs.target.unknown_characters(t) for _, t in pairs))
+    return tuple(sorted(source)), tuple(sorted(target))
 
 
 def _check_run_dir(config: Config, run: RunDirectory, resume: bool, overwrite: bool,

@@ -210,3 +210,98 @@ def test_label_smoothing_trains_through_the_cli_and_validation_loss_stays_plain(
         runs[smoothing] = metrics(run)[0]
     assert runs["0.2"]["loss"] > runs["0"]["loss"]  # the smoothed training loss is larger
     assert runs["0.2"]["val_loss"] != runs["0"]["val_loss"]
+
+
+# ---------------------------------------------------------------- fine-tuning
+
+
+def test_fine_tuning_starts_from_the_checkpoint_and_reports_unseen_characters(
+        tmp_path, config_file):
+    base = tmp_path / "base"
+    train_from_config(load_config(config_file, ["train.epochs=2"]), base, device="cpu")
+    more = tmp_path / "more.tsv"
+    more.write_text("one hundred\t100\nzéro\t0\nthirty\t30\nforty\t40\nfifty\t50\n" * 4,
+                    encoding="utf-8")
+    result = runner.invoke(app, ["train", str(config_file), "--run-dir", str(tmp_path / "ft"),
+                                 "--set", f"train.init_from={base}", "--set",
+                                 f"data.path={more}", "--set", "train.epochs=1",
+                                 "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert f"fine-tuning from {base / 'checkpoints' / 'best.pt'}" in result.stdout
+    assert "'é'" in result.stdout and "'h'" not in result.stdout.split("lack")[1]
+    tuned = load_checkpoint(tmp_path / "ft" / "checkpoints" / "last.pt")
+    assert tuned["vocab"] == load_checkpoint(base / "checkpoints" / "best.pt")["vocab"]
+    assert tuned["progress"]["steps"] == 4  # fresh counters: 16 pairs, batch 4, 1 epoch
+    assert tuned["optimizer"]["state"][0]["step"] == 4  # fresh optimizer
+
+
+def test_fine_tuning_starts_exactly_from_the_checkpoint_weights(tmp_path, config_file):
+    base = tmp_path / "base"
+    train_from_config(load_config(config_file, ["train.epochs=1"]), base, device="cpu")
+    # A learning rate of zero: the fine-tuned model stays the checkpoint's model.
+    train_from_config(load_config(config_file, [f"train.init_from={base}", "train.epochs=1",
+                                                "train.learning_rate=0"]),
+                      tmp_path / "ft", device="cpu")
+    assert same_weights(weights(base, "best.pt"), weights(tmp_path / "ft"))
+
+
+@pytest.mark.parametrize("problem", ["model", "damaged", "foreign", "missing"])
+def test_a_bad_init_from_is_refused_before_anything_is_written(tmp_path, config_file,
+                                                               problem):
+    base = tmp_path / "base"
+    train_from_config(load_config(config_file, ["train.epochs=1"]), base, device="cpu")
+    target, extra = base, []
+    if problem == "model":
+        extra = ["--set", "model.latent_dim=16"]
+    elif problem == "damaged":
+        best = base / "checkpoints" / "best.pt"
+        best.write_bytes(best.read_bytes()[:500])
+    elif problem == "foreign":
+        target = tmp_path / "foreign.pt"
+        torch.save({"weights": torch.zeros(3)}, target)
+    else:
+        target = tmp_path / "nowhere"
+    result = runner.invoke(app, ["train", str(config_file), "--run-dir", str(tmp_path / "ft"),
+                                 "--set", f"train.init_from={target}", *extra])
+    assert result.exit_code == 2, result.output
+    assert ("model.latent_dim" if problem == "model" else str(target)) in result.output
+    assert not (tmp_path / "ft").exists()
+
+
+# ---------------------------------------------------------------- consistency
+
+
+def test_config_show_prints_the_resolved_config_train_writes(tmp_path, config_file):
+    result = runner.invoke(app, ["config", "show", str(config_file), "--set",
+                                 "model.attention=dot"])
+    assert result.exit_code == 0, result.output
+    train_from_config(load_config(config_file, ["model.attention=dot", "train.epochs=1"]),
+                      tmp_path / "run", device="cpu")
+    written = (tmp_path / "run" / "config.yaml").read_text(encoding="utf-8")
+    assert result.stdout.replace("epochs: 6", "epochs: 1") == written
+    assert "label_smoothing: 0.0" in result.stdout  # defaults filled in
+    bad = runner.invoke(app, ["config", "show", str(config_file), "--set", "model.nope=1"])
+    assert bad.exit_code == 2 and "model.nope" in bad.output
+
+
+@pytest.mark.parametrize("device", ["cuda:7", "mps", "gpu"])
+def test_devices_that_are_not_here_are_user_errors(tmp_path, config_file, device):
+    if device == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has MPS")
+    result = runner.invoke(app, ["train", str(config_file), "--run-dir", str(tmp_path / "r"),
+                                 "--device", device])
+    assert result.exit_code == 2
+    assert device in result.output
+
+
+def test_evaluate_takes_the_search_options_of_translate(tmp_path, config_file, toy_corpus):
+    train_from_config(load_config(config_file, ["train.epochs=1"]), tmp_path / "run",
+                      device="cpu")
+    result = runner.invoke(app, ["evaluate", str(tmp_path / "run"), str(toy_corpus),
+                                 "--beam-size", "3", "--length-penalty", "0.5",
+                                 "--max-length", "1", "--format", "json", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["n"] == 20
+    # --max-length 1: no hypothesis is longer than one character
+    assert all(len(w["hypothesis"]) <= 1 for w in report["worst"])

@@ -68,6 +68,17 @@ class StopOnSignal:
 LOG_INTERVAL = 60.0  # seconds between progress lines inside an epoch, when not in a terminal
 
 
+def _fine_tuning_note(e: RunStarted) -> str:
+    note = f"fine-tuning from {e.init_from} (fresh optimizer and counters)"
+    source, target = e.unseen_characters
+    if source or target:
+        listed = "; ".join(f"{side} {len(chars)}: {' '.join(map(repr, chars[:20]))}"
+                           for side, chars in (("source", source), ("target", target)) if chars)
+        note += (f"; characters of this corpus its vocabularies lack read as <unk> "
+                 f"({listed})")
+    return note
+
+
 def _validation_note(every: int, batches: int) -> str:
     note = f"validating every {every:,} steps ({every / batches:.2f} epochs of {batches:,} batches)"
     if every > batches:
@@ -120,6 +131,8 @@ class TrainView:
             f"{e.test_pairs:,} test pairs, {e.batches_per_epoch:,} batches per epoch, "
             f"{e.parameters:,} parameters, {e.device} ({e.threads} threads{processes}){resumed}",
             highlight=False, soft_wrap=True)
+        if e.init_from is not None:
+            self.console.print(_fine_tuning_note(e), highlight=False, soft_wrap=True)
         if e.validate_every is not None:
             self.console.print(_validation_note(e.validate_every, e.batches_per_epoch),
                                highlight=False, soft_wrap=True)
