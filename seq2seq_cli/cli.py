@@ -233,6 +233,25 @@ def evaluate(
     render_evaluation(report, format.value)
 
 
+@app.command()
+@user_errors
+def average(
+    targets: Annotated[list[Path], typer.Argument(
+        help="A run directory (its kept step checkpoints) or checkpoint files.",
+        show_default=False)],
+    last: Annotated[Optional[int], typer.Option(  # noqa: UP045
+        help="Average only the last N checkpoints.")] = None,
+    output: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--output", "-o", help="File to write (default: RUN/checkpoints/average.pt).")] = None,
+) -> None:
+    """Average the weights of a run's last validation checkpoints (train.keep_checkpoints)."""
+    from seq2seq_cli.average import average_command
+
+    written, averaged = average_command(targets, last=last, output=output)
+    typer.echo(f"averaged {len(averaged)} checkpoints ({', '.join(p.name for p in averaged)}) "
+               f"into {written}")
+
+
 class ExportFormat(str, Enum):
     onnx = "onnx"
 

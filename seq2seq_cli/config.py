@@ -132,6 +132,9 @@ class TrainConfig:
                                         "early stopping, plateau schedule) every this many "
                                         "optimizer steps instead of once per epoch (null: at "
                                         "the end of every epoch).", min=1)
+    keep_checkpoints: int = option(0, "Keep the weights of the last N validations as "
+                                   "checkpoints/step-NNNNNNN.pt, for `seq2seq average` "
+                                   "(0: only best.pt and last.pt).", min=0)
     init_from: str | None = option(None, "Fine-tuning: start a new run from the weights and "
                                    "vocabularies of this run directory (its best.pt) or "
                                    "checkpoint file, with a fresh optimizer and counters. The "

@@ -5,6 +5,8 @@ RUN_DIR/config.yaml            the fully resolved config (file + overrides)
 RUN_DIR/vocab.json             both vocabularies
 RUN_DIR/checkpoints/last.pt    every epoch (and on Ctrl-C / SIGTERM), written atomically
 RUN_DIR/checkpoints/best.pt    best epoch so far by train.select_by
+RUN_DIR/checkpoints/step-N.pt  weights of the last train.keep_checkpoints validations
+RUN_DIR/checkpoints/average.pt written by `seq2seq average`
 RUN_DIR/metrics.jsonl          one JSON object per epoch
 RUN_DIR/samples/epoch-NNN.txt  translations of fixed validation sources, with references
 RUN_DIR/test_metrics.json      exact match and chrF of best.pt on the test split (if any)
@@ -63,6 +65,17 @@ class RunDirectory:
     @property
     def curves(self) -> Path:
         return self.root / "curves.png"
+
+    @property
+    def average(self) -> Path:
+        return self.root / "checkpoints" / "average.pt"
+
+    def step_checkpoint(self, step: int) -> Path:
+        return self.root / "checkpoints" / f"step-{step:07d}.pt"
+
+    def step_checkpoints(self) -> list[Path]:
+        """The kept validation checkpoints (train.keep_checkpoints), oldest first."""
+        return sorted((self.root / "checkpoints").glob("step-*.pt"))
 
     def samples(self, epoch: int) -> Path:
         return self.root / "samples" / f"epoch-{epoch:03d}.txt"

@@ -605,7 +605,19 @@ def _write_epoch(trainer: Trainer, metrics: dict[str, Any],
     run.append_metrics(metrics)
     run.write_text(run.samples(metrics["epoch"]), _format_samples(samples))
     write_checkpoint(run.last, _checkpoint(trainer))
+    _keep_step_checkpoint(trainer)
     _plot_curves(trainer)
+
+
+def _keep_step_checkpoint(trainer: Trainer) -> None:
+    """The weights of this validation, for averaging; only the last N are kept."""
+    keep = trainer.config.train.keep_checkpoints
+    if keep == 0:
+        return
+    checkpoint = replace(_checkpoint(trainer), training=None, extra={})  # weights only
+    write_checkpoint(trainer.run.step_checkpoint(trainer.progress.steps), checkpoint)
+    for old in trainer.run.step_checkpoints()[:-keep]:
+        old.unlink(missing_ok=True)
 
 
 def _format_samples(samples: list[tuple[str, str, str]]) -> str:

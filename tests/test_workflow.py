@@ -305,3 +305,50 @@ def test_evaluate_takes_the_search_options_of_translate(tmp_path, config_file, t
     assert report["n"] == 20
     # --max-length 1: no hypothesis is longer than one character
     assert all(len(w["hypothesis"]) <= 1 for w in report["worst"])
+
+
+# ---------------------------------------------------------------- checkpoint averaging
+
+
+def test_kept_checkpoints_are_averaged_into_a_usable_checkpoint(tmp_path, config_file,
+                                                                toy_corpus):
+    run = tmp_path / "run"
+    train_from_config(load_config(config_file, ["train.epochs=4", "train.keep_checkpoints=3"]),
+                      run, device="cpu")
+    kept = sorted(p.name for p in (run / "checkpoints").glob("step-*.pt"))
+    assert kept == ["step-0000008.pt", "step-0000012.pt", "step-0000016.pt"]
+    result = runner.invoke(app, ["average", str(run), "--last", "2"])
+    assert result.exit_code == 0, result.output
+    average = run / "checkpoints" / "average.pt"
+    expected = {name: (a + b) / 2 for (name, a), b in zip(
+        weights(run, "step-0000012.pt").items(), weights(run, "step-0000016.pt").values())}
+    got = weights(run, "average.pt")
+    assert all(torch.allclose(got[name], expected[name], atol=1e-6) for name in expected)
+    for command in (["translate", str(average), "seven", "--device", "cpu"],
+                    ["evaluate", str(average), str(toy_corpus), "--device", "cpu"]):
+        done = runner.invoke(app, command)
+        assert done.exit_code == 0, done.output
+    again = runner.invoke(app, ["average", str(run)])  # an earlier average may be replaced
+    assert again.exit_code == 0 and "averaged 3 checkpoints" in again.stdout
+
+
+def test_averaging_refuses_other_models_and_never_overwrites_a_checkpoint(tmp_path,
+                                                                         config_file):
+    runs = {}
+    for name, dim in (("a", 8), ("b", 16)):
+        runs[name] = tmp_path / name
+        train_from_config(load_config(config_file, ["train.epochs=2", f"model.latent_dim={dim}",
+                                                    "train.keep_checkpoints=2"]),
+                          runs[name], device="cpu")
+    a_best, b_best = (runs[n] / "checkpoints" / "best.pt" for n in ("a", "b"))
+    mixed = runner.invoke(app, ["average", str(a_best), str(b_best), "--output",
+                                str(tmp_path / "avg.pt")])
+    assert mixed.exit_code == 2 and "model.latent_dim" in mixed.output
+    assert not (tmp_path / "avg.pt").exists()
+    before = a_best.read_bytes()
+    onto_best = runner.invoke(app, ["average", str(runs["a"]), "--output", str(a_best)])
+    assert onto_best.exit_code == 2 and a_best.read_bytes() == before
+    nothing_kept = tmp_path / "plain"
+    train_from_config(load_config(config_file, ["train.epochs=1"]), nothing_kept, device="cpu")
+    refused = runner.invoke(app, ["average", str(nothing_kept)])
+    assert refused.exit_code == 2 and "train.keep_checkpoints" in refused.output
