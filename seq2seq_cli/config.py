@@ -132,6 +132,9 @@ class TrainConfig:
                                         "early stopping, plateau schedule) every this many "
                                         "optimizer steps instead of once per epoch (null: at "
                                         "the end of every epoch).", min=1)
+    tensorboard: bool = option(False, "Also log metrics.jsonl's values, the learning rate and "
+                               "the training loss of every step for TensorBoard, in "
+                               "RUN_DIR/tensorboard; needs the `tensorboard` extra.")
     keep_checkpoints: int = option(0, "Keep the weights of the last N validations as "
                                    "checkpoints/step-NNNNNNN.pt, for `seq2seq average` "
                                    "(0: only best.pt and last.pt).", min=0)

@@ -10,6 +10,7 @@ RUN_DIR/checkpoints/average.pt written by `seq2seq average`
 RUN_DIR/metrics.jsonl          one JSON object per epoch
 RUN_DIR/samples/epoch-NNN.txt  translations of fixed validation sources, with references
 RUN_DIR/test_metrics.json      exact match and chrF of best.pt on the test split (if any)
+RUN_DIR/tensorboard/           TensorBoard event files (train.tensorboard)
 RUN_DIR/curves.png             loss and accuracy curves (with the `plot` extra)
 RUN_DIR/.lock                  held by the process training into the directory
 ```
@@ -31,6 +32,7 @@ from seq2seq_cli.errors import RunDirError
 
 RUN_FILES = ("config.yaml", "vocab.json", "metrics.jsonl", "test_metrics.json", "curves.png")
 RUN_DIRS = ("checkpoints", "samples")
+OPTIONAL_DIRS = ("tensorboard",)  # made only when asked for; removed by --overwrite
 LOCK_FILE = ".lock"
 
 
@@ -65,6 +67,10 @@ class RunDirectory:
     @property
     def curves(self) -> Path:
         return self.root / "curves.png"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.root / "tensorboard"
 
     @property
     def average(self) -> Path:
@@ -141,7 +147,7 @@ class RunDirectory:
         if overwrite:
             for name in RUN_FILES:
                 (self.root / name).unlink(missing_ok=True)
-            for name in RUN_DIRS:
+            for name in RUN_DIRS + OPTIONAL_DIRS:
                 shutil.rmtree(self.root / name, ignore_errors=True)
         try:
             for name in RUN_DIRS:

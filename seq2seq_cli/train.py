@@ -41,6 +41,7 @@ from seq2seq_cli.data import (
 from seq2seq_cli.decode import BOS_CLASS
 from seq2seq_cli.distributed import Distributed
 from seq2seq_cli.errors import CheckpointError, ConfigError, DataError, UserError
+from seq2seq_cli.experiment_log import ExperimentLog, check_available
 from seq2seq_cli.metrics import chrf, exact_match
 from seq2seq_cli.model import Seq2Seq, build_model
 from seq2seq_cli.run_dir import RunDirectory
@@ -173,6 +174,7 @@ class Trainer:
     clock: Callable[[], float] = time.monotonic  # for train.max_minutes
     elapsed_before: float = 0.0  # seconds spent on this run by earlier invocations
     started: float = 0.0  # clock() when this invocation began to train
+    log: ExperimentLog = field(default_factory=lambda: ExperimentLog(None))
 
 
 # ---------------------------------------------------------------- entry point
@@ -193,7 +195,10 @@ def train_from_config(config: Config, run_dir: str | Path, *, resume: bool = Fal
                                 run_lock, on_event or (lambda event: None),
                                 should_stop or (lambda: False))
         trainer.clock = clock
-        result = _fit(trainer)
+        with contextlib.closing(ExperimentLog(
+                trainer.run.tensorboard if config.train.tensorboard and dist.is_main
+                else None)) as trainer.log:
+            result = _fit(trainer)
         dist.barrier()
         return result
 
@@ -204,6 +209,8 @@ def setup_trainer(config: Config, run: RunDirectory, resume: bool, overwrite: bo
     """Check, load and lay out everything; rank 0 holds the run directory's lock in
     ``run_lock`` until training ends."""
     _check_precision(config, dist.device)  # before anything is written
+    if config.train.tensorboard:
+        check_available()
     threads = configure_threads(config.train.threads, dist.local_world_size)
     resumed = dist.from_main(lambda: _check_run_dir(config, run, resume, overwrite, run_lock))
     if resumed is not None:
@@ -409,6 +416,7 @@ def _step_and_count(trainer: Trainer, rows: np.ndarray, epoch: int, batches: int
     p.target_steps += steps
     p.chars += int(trainer.train_pairs.source.lengths[rows].sum()) + steps
     p.train_seconds += time.perf_counter() - started
+    trainer.log.step(p.steps, loss_sum / steps, trainer.optimizer.param_groups[0]["lr"])
     trainer.on_event(BatchEnded(epoch, p.batches_done, batches, p.loss_sum / p.target_steps,
                                 p.chars / max(p.train_seconds, 1e-9)))
 
@@ -603,6 +611,7 @@ def _write_epoch(trainer: Trainer, metrics: dict[str, Any],
     if is_best:
         write_checkpoint(run.best, _checkpoint(trainer))
     run.append_metrics(metrics)
+    trainer.log.validation(metrics)
     run.write_text(run.samples(metrics["epoch"]), _format_samples(samples))
     write_checkpoint(run.last, _checkpoint(trainer))
     _keep_step_checkpoint(trainer)

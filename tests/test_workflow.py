@@ -352,3 +352,36 @@ def test_averaging_refuses_other_models_and_never_overwrites_a_checkpoint(tmp_pa
     train_from_config(load_config(config_file, ["train.epochs=1"]), nothing_kept, device="cpu")
     refused = runner.invoke(app, ["average", str(nothing_kept)])
     assert refused.exit_code == 2 and "train.keep_checkpoints" in refused.output
+
+
+# ---------------------------------------------------------------- TensorBoard
+
+
+def test_tensorboard_logs_the_metrics_and_every_step(tmp_path, config_file):
+    event_accumulator = pytest.importorskip(
+        "tensorboard.backend.event_processing.event_accumulator")
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(config_file), "--run-dir", str(run), "--set",
+                                 "train.tensorboard=true", "--set", "train.epochs=2",
+                                 "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    events = event_accumulator.EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    losses = events.Scalars("train/loss_per_step")
+    assert [e.step for e in losses] == list(range(1, 9))  # 2 epochs of 4 steps
+    logged = events.Scalars("validation/val_loss")
+    assert [e.step for e in logged] == [m["step"] for m in metrics(run)]
+    assert [e.value for e in logged] == pytest.approx([m["val_loss"] for m in metrics(run)])
+    assert len(events.Scalars("train/learning_rate")) == 8
+
+
+def test_tensorboard_without_the_extra_says_how_to_install_it(tmp_path, config_file,
+                                                              monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    result = runner.invoke(app, ["train", str(config_file), "--run-dir", str(tmp_path / "r"),
+                                 "--set", "train.tensorboard=true"])
+    assert result.exit_code == 2
+    assert "pip install 'seq2seq-cli[tensorboard]'" in result.output
+    assert not (tmp_path / "r").exists()
