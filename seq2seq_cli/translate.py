@@ -17,11 +17,8 @@ from typing import BinaryIO
 
 from seq2seq_cli.checkpoint import TrainedModel
 from seq2seq_cli.data import UNK
-from seq2seq_cli.decode import default_max_length
 from seq2seq_cli.errors import DataError, UserError
 from seq2seq_cli.translator import Translation, Translator
-
-__all__ = ["Translation", "default_max_length"]  # re-exported for callers of this module
 
 UTF8_BOM = b"\xef\xbb\xbf"
 MAX_LISTED_CHARACTERS = 40  # a warning stays one readable line even for a foreign script

@@ -25,7 +25,8 @@ import typer
 
 from seq2seq_cli.decode import Hypothesis
 from seq2seq_cli.errors import UserError
-from seq2seq_cli.translate import Translation, open_source_file, read_lines
+from seq2seq_cli.translate import open_source_file, read_lines
+from seq2seq_cli.translator import Translation
 
 PLOT_INSTALL_HINT = "pip install 'seq2seq-cli[plot]'"
 ATTENTION_DECIMALS = 6  # each weight within 5e-7 of the model's
