@@ -14,7 +14,9 @@ masked out before the softmax: the decoder must never emit it.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -85,19 +87,29 @@ def translate_texts(model: Seq2Seq, vocabs: Vocabularies, sources: list[str], *,
     results = [[Hypothesis("", 0.0)] for _ in sources]
     # Similar lengths decode for similar numbers of steps; results go back by index.
     order = sorted((i for i, s in enumerate(sources) if s), key=lambda i: len(sources[i]))
+    with _evaluating(model):
+        for rows in _chunks(order, batch_size):
+            hypotheses = _translate_batch(model, vocabs, [sources[i] for i in rows], search,
+                                          torch.device(device), with_attention)
+            for i, found in zip(rows, hypotheses):
+                results[i] = found
+    return results
+
+
+@contextlib.contextmanager
+def _evaluating(model: Seq2Seq) -> Iterator[None]:
+    """Eval mode without autograd; the model's train/eval mode is restored afterwards."""
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                rows = order[start:start + batch_size]
-                hypotheses = _translate_batch(model, vocabs, [sources[i] for i in rows],
-                                              search, torch.device(device), with_attention)
-                for i, found in zip(rows, hypotheses):
-                    results[i] = found
+            yield
     finally:
         model.train(was_training)
-    return results
+
+
+def _chunks(order: list[int], size: int) -> Iterator[list[int]]:
+    return (order[start:start + size] for start in range(0, len(order), size))
 
 
 def _translate_batch(model: Seq2Seq, vocabs: Vocabularies, sources: list[str],
@@ -140,18 +152,12 @@ def score_targets(model: Seq2Seq, vocabs: Vocabularies, sources: list[str],
                         "character")
     scores = [0.0] * len(sources)
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                rows = order[start:start + batch_size]
-                found = _score_batch(model, vocabs, [sources[i] for i in rows],
-                                     [targets[i] for i in rows], torch.device(device))
-                for i, score in zip(rows, found):
-                    scores[i] = score
-    finally:
-        model.train(was_training)
+    with _evaluating(model):
+        for rows in _chunks(order, batch_size):
+            found = _score_batch(model, vocabs, [sources[i] for i in rows],
+                                 [targets[i] for i in rows], torch.device(device))
+            for i, score in zip(rows, found):
+                scores[i] = score
     return scores
 
 
