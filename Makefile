@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORPUS ?= ../shared/data/fra-eng.tsv
 
-.PHONY: install test lint demo bench data clean
+.PHONY: install test lint demo bench bench-quality bench-workflow data clean
 
 install: $(STAMP)
 
@@ -29,6 +29,14 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py --corpus $(CORPUS)
+
+# Quality per minute of CPU of the model options (about 40 minutes; benchmarks/quality.md).
+bench-quality: $(STAMP)
+	$(BIN)/python benchmarks/quality.py --corpus $(CORPUS)
+
+# Fine-tuning against training from scratch, checkpoint averaging (benchmarks/workflow.md).
+bench-workflow: $(STAMP)
+	$(BIN)/python benchmarks/workflow.py --corpus $(CORPUS)
 
 data:
 	$(PYTHON) data/make_dates.py
