@@ -18,17 +18,17 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cpu")
     if name == "mps":
         if not torch.backends.mps.is_available():
-            raise UserError("--device mps: Apple's Metal (MPS) is not available to PyTorch "
-                            "here; use --device cpu or --device auto")
+            raise UserError("device 'mps': Apple's Metal (MPS) is not available to PyTorch "
+                            "here; use the device cpu or auto")
         return torch.device("mps")
     if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         index = int(name[5:]) if ":" in name else 0
         if index >= count:
-            raise UserError(f"--device {name}: no such CUDA GPU here ({count} available to "
-                            "PyTorch); use --device cpu or --device auto")
+            raise UserError(f"device {name!r}: no such CUDA GPU here ({count} available to "
+                            "PyTorch); use the device cpu or auto")
         return torch.device(name)
-    raise UserError(f"--device {name!r}: choose one of auto, cpu, cuda, cuda:N, mps")
+    raise UserError(f"device {name!r}: choose one of auto, cpu, cuda, cuda:N, mps")
 
 
 def configure_threads(threads: int | None, world_size: int = 1) -> int:
