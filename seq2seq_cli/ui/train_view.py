@@ -108,10 +108,12 @@ class TrainView:
         self.task: TaskID | None = None
         self.run_dir: Path | None = None
         self.epochs = 0
+        self.show_steps = False  # with train.validate_every, validations name their step
 
     def handle(self, event: Event) -> None:
         if isinstance(event, RunStarted):
             self.run_dir, self.epochs = event.run_dir, event.epochs
+            self.show_steps = event.validate_every is not None
         if self.quiet:
             return
         if isinstance(event, RunStarted):
@@ -163,8 +165,9 @@ class TrainView:
         self._stop_progress()
         m = e.metrics
         best = "  *best*" if e.is_best else ""
+        step = f"  step {m['step']:,}" if self.show_steps else ""
         self.console.print(
-            f"epoch {m['epoch']:>3}/{self.epochs}  loss {m['loss']:.4f}  "
+            f"epoch {m['epoch']:>3}/{self.epochs}{step}  loss {m['loss']:.4f}  "
             f"val_loss {m['val_loss']:.4f}  char_acc {_format_metric(m['char_accuracy'], '.3f')}"
             f"  exact {_format_metric(m['exact_match'], '.3f')}  "
             f"chrF {_format_metric(m['chrf'], '.1f')}  lr {m['learning_rate']:.2g}  "
