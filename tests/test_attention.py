@@ -330,3 +330,30 @@ def test_a_stopped_attention_run_with_dropout_resumes_exactly(tmp_path, toy_corp
     full, cut = (load_checkpoint(tmp_path / run / "checkpoints" / "last.pt")["model"]
                  for run in ("full", "cut"))
     assert all(torch.equal(full[name], cut[name]) for name in full)
+
+
+def test_a_run_from_before_this_version_resumes(tmp_path, monkeypatch):
+    """A run directory written before attention, budgets and steps existed: its last.pt
+    (no step counters, metrics without "step") resumes and finishes."""
+    from seq2seq_cli.config import load_config
+    from seq2seq_cli.train import train_from_config
+
+    root = FIXTURES.parent.parent
+    monkeypatch.chdir(root)  # the fixture's config names data/dates.tsv, relative
+    run = tmp_path / "old-run"
+    for folder in ("checkpoints", "samples"):
+        (run / folder).mkdir(parents=True)
+    (run / "checkpoints" / "last.pt").write_bytes(
+        (FIXTURES / "v1-bidirectional-dates.pt").read_bytes())
+    old_record = {"epoch": 1, "loss": 2.0, "val_loss": 2.0, "char_accuracy": 0.1,
+                  "exact_match": 0.0, "chrf": 1.0, "learning_rate": 0.001, "seconds": 1.0,
+                  "eval_seconds": 0.1, "chars_per_second": 1.0}
+    (run / "metrics.jsonl").write_text("".join(
+        json.dumps({**old_record, "epoch": e}) + "\n" for e in (1, 2, 3)))
+    config = load_config(root / "configs" / "tiny.yaml", [
+        "model.bidirectional=true", "train.epochs=4", "train.plot=false", "train.threads=1"])
+    result = train_from_config(config, run, resume=True, device="cpu")
+    assert result.epochs_completed == 4
+    records = [json.loads(line) for line in (run / "metrics.jsonl").open()]
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4]
+    assert "step" not in records[0] and records[-1]["step"] > 0
