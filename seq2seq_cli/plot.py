@@ -22,20 +22,23 @@ from seq2seq_cli.atomic import atomic_write  # noqa: E402
 
 
 def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
-    """Rewrite ``path`` with loss (left) and accuracy, exact match and chrF (right) per epoch."""
-    epochs = [m["epoch"] for m in history]
+    """Rewrite ``path`` with loss (left) and accuracy, exact match and chrF (right) per
+    validation: against the epoch, or the optimizer step when an epoch holds several
+    validations (train.validate_every)."""
+    axis = _x_axis(history)
+    xs = [m[axis] for m in history]
     figure, (losses, accuracies) = plt.subplots(1, 2, figsize=(10, 4))
-    losses.plot(epochs, [m["loss"] for m in history], label="train loss")
-    losses.plot(epochs, [m["val_loss"] for m in history], label="val loss")
-    losses.set_xlabel("epoch")
+    losses.plot(xs, [m["loss"] for m in history], label="train loss")
+    losses.plot(xs, [m["val_loss"] for m in history], label="val loss")
+    losses.set_xlabel(axis)
     losses.set_yscale("log")
     losses.legend()
     for key, label, scale in (("char_accuracy", "char accuracy", 1), ("exact_match",
                               "exact match", 1), ("chrf", "chrF / 100", 100)):
-        points = [(m["epoch"], m[key] / scale) for m in history if m.get(key) is not None]
+        points = [(m[axis], m[key] / scale) for m in history if m.get(key) is not None]
         if points:
             accuracies.plot(*zip(*points), label=label, marker=".")
-    accuracies.set_xlabel("epoch")
+    accuracies.set_xlabel(axis)
     accuracies.set_ylim(0, 1)
     if accuracies.lines:
         accuracies.legend()
@@ -91,3 +94,9 @@ def _inches(characters: int, margin: float) -> float:
 
 def _visible(ch: str) -> str:
     return _VISIBLE.get(ch, ch if ch.isprintable() else f"U+{ord(ch):04X}")
+
+
+def _x_axis(history: list[dict[str, Any]]) -> str:
+    epochs = [m["epoch"] for m in history]
+    several = len(set(epochs)) < len(epochs) and all("step" in m for m in history)
+    return "step" if several else "epoch"
