@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -46,16 +46,18 @@ class Search:
     n_best: int = 1
     length_penalty: float = 1.0
 
-    def check(self) -> None:
+    def check(self, names: Callable[[str], str] = "{} =".format) -> None:
+        """Refuse impossible settings; ``names`` words each setting for the message (the
+        CLI passes its option names)."""
         if self.max_length < 1:
-            raise UserError(f"max_length = {self.max_length}: must be at least 1")
+            raise UserError(f"{names('max_length')} {self.max_length}: must be at least 1")
         if self.beam_size < 1:
-            raise UserError(f"beam_size = {self.beam_size}: must be at least 1")
+            raise UserError(f"{names('beam_size')} {self.beam_size}: must be at least 1")
         if not 1 <= self.n_best <= self.beam_size:
-            raise UserError(f"n_best = {self.n_best}: must be between 1 and beam_size "
-                            f"({self.beam_size})")
+            raise UserError(f"{names('n_best')} {self.n_best}: must be between 1 and "
+                            f"{names('beam_size').removesuffix(' =')} ({self.beam_size})")
         if not self.length_penalty >= 0:  # also refuses NaN
-            raise UserError(f"length_penalty = {self.length_penalty}: must be >= 0")
+            raise UserError(f"{names('length_penalty')} {self.length_penalty}: must be >= 0")
 
 
 def default_max_length(max_target_length: int) -> int:

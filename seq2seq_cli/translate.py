@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 from seq2seq_cli.checkpoint import TrainedModel
 from seq2seq_cli.data import UNK
+from seq2seq_cli.decode import Search
 from seq2seq_cli.errors import DataError, UserError
 from seq2seq_cli.translator import Translation, Translator
 
@@ -34,16 +35,11 @@ class TranslateSettings:
     with_attention: bool = False  # fill Hypothesis.attention (models with attention only)
 
     def check(self) -> None:
-        """The same rules as the library's search, in the words of the command's options."""
+        """The library's rules for a search, in the words of the command's options."""
+        Search(self.max_length or 1, self.beam_size, self.n_best,
+               self.length_penalty).check(lambda name: "--" + name.replace("_", "-"))
         if self.max_length is not None and self.max_length < 1:
             raise UserError(f"--max-length {self.max_length}: must be at least 1")
-        if self.beam_size < 1:
-            raise UserError(f"--beam-size {self.beam_size}: must be at least 1")
-        if not 1 <= self.n_best <= self.beam_size:
-            raise UserError(f"--n-best {self.n_best}: must be between 1 and --beam-size "
-                            f"({self.beam_size})")
-        if not self.length_penalty >= 0:  # also refuses NaN
-            raise UserError(f"--length-penalty {self.length_penalty}: must be >= 0")
         if self.batch_size < 1:
             raise UserError(f"--batch-size {self.batch_size}: must be at least 1")
 
