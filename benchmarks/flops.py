@@ -13,7 +13,7 @@ import numpy as np
 
 from seq2seq_cli.batching import epoch_batches
 from seq2seq_cli.config import Config
-from seq2seq_cli.data import build_vocabularies, load_corpus
+from seq2seq_cli.corpus import load_corpus
 
 FORWARD_AND_BACKWARD = 3
 
@@ -32,9 +32,9 @@ class EpochSteps:
 
 def epoch_steps(config: Config) -> EpochSteps:
     corpus = load_corpus(config.data)
-    vocabs = build_vocabularies(corpus.train)
-    source = np.array([len(s) for s, _ in corpus.train])
-    decoder = np.array([len(t) + 1 for _, t in corpus.train])
+    vocabs = corpus.vocabularies()
+    source = corpus.encoded.source.lengths(corpus.train_rows)
+    decoder = corpus.encoded.target.lengths(corpus.train_rows) + 1
     rng = np.random.default_rng([config.train.seed, 1])  # the trainer's epoch-1 plan
     plan = epoch_batches(source, config.train.batch_size, rng, "mixed")
     return EpochSteps(

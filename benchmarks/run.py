@@ -30,7 +30,7 @@ from flops import epoch_steps
 from machine import OtherLoad, cores, machine_info
 from processes import help_section, memory_section
 from report import Section, markdown, print_table, write_markdown
-from seq2seq_cli.data import load_corpus
+from seq2seq_cli.corpus import load_corpus
 from training import (
     LENGTH,
     VARIANTS,

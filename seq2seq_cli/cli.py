@@ -322,8 +322,13 @@ def inspect_data(
     from seq2seq_cli.config import load_config
     from seq2seq_cli.inspect_data import inspect_data as run_inspect
     from seq2seq_cli.ui.data_view import render_data_report
+    from seq2seq_cli.ui.loading_view import CorpusLoadingBar
 
-    report = run_inspect(load_config(config, overrides))
+    bar = CorpusLoadingBar()
+    try:
+        report = run_inspect(load_config(config, overrides), progress=bar)
+    finally:
+        bar.close()
     render_data_report(report, format.value)
 
 

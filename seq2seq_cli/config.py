@@ -19,6 +19,12 @@ import yaml
 
 from seq2seq_cli.errors import ConfigError
 
+# data.path: one path or pattern, or (from a YAML list) several of them.
+Paths = str | tuple[str, ...]
+# Data settings that change how the corpus is loaded, never what it holds: a resumed run
+# may change them.
+LOADING_ONLY_DATA_KEYS = ("cache", "workers")
+
 
 def option(default: Any, help: str, *, min: float | None = None, max: float | None = None,
            below: float | None = None, choices: tuple[str, ...] | None = None) -> Any:
@@ -29,9 +35,11 @@ def option(default: Any, help: str, *, min: float | None = None, max: float | No
 
 @dataclass(frozen=True)
 class DataConfig:
-    path: str = option("data/dates.tsv", "Parallel corpus: `source<TAB>target` per line "
-                       "(a third attribution column is ignored). Relative to the working "
-                       "directory; `~` is the home directory.")
+    path: Paths = option("data/dates.tsv", "Parallel corpus: `source<TAB>target` per line "
+                         "(a third attribution column is ignored). Relative to the working "
+                         "directory; `~` is the home directory. A glob pattern "
+                         "(`corpus/*.tsv`) or a YAML list of paths and patterns joins "
+                         "several files, in that order (a pattern's matches sorted).")
     num_samples: int | None = option(None, "Use only the first N pairs of the file "
                                      "(null: all).", min=1)
     max_source_length: int | None = option(None, "Drop pairs whose source is longer "
@@ -56,6 +64,14 @@ class DataConfig:
                              "train.seed, so the split stays put across training seeds).",
                              min=0)
     skip_malformed: bool = option(False, "Skip and count malformed lines instead of failing.")
+    cache: str = option("auto", "Where the encoded corpus is kept so that later runs, "
+                        "--resume and inspect-data load it in seconds: `auto` (a directory "
+                        "under $XDG_CACHE_HOME or ~/.cache/seq2seq-cli), `off` (encode on "
+                        "every load), or a directory. Checked against the corpus files and "
+                        "the data settings on every load; rebuilt when they differ.")
+    workers: int | None = option(None, "Processes that encode the corpus when it is not "
+                                 "cached (null: one per core for files of 32 MiB or more).",
+                                 min=1)
 
     def split_fractions(self) -> tuple[float, float]:
         """The (val, test) shares split off data.path: none where a file provides the split."""
@@ -224,7 +240,10 @@ def config_from_dict(tree: Any, source: str = "<config>") -> Config:
 
 
 def config_to_dict(config: Config) -> dict[str, dict[str, Any]]:
-    return dataclasses.asdict(config)
+    tree = dataclasses.asdict(config)
+    if isinstance(tree["data"]["path"], tuple):  # YAML has lists, not tuples
+        tree["data"]["path"] = list(tree["data"]["path"])
+    return tree
 
 
 def dump_config(config: Config) -> str:
@@ -337,6 +356,11 @@ def _check_value(dotted: str, value: Any, hint: Any, f: dataclasses.Field, sourc
 
 def _coerce_type(dotted: str, value: Any, base: type, hint: Any, source: str) -> Any:
     expected = _type_name(hint)
+    if hint == Paths and isinstance(value, (list, tuple)):
+        if not value or not all(isinstance(item, str) and item for item in value):
+            raise ConfigError(f"{source}: {dotted} = {value!r}: a list of paths must hold "
+                              "at least one non-empty path, and only paths")
+        return value[0] if len(value) == 1 else tuple(value)
     if base is bool:
         ok = isinstance(value, bool)
     elif base is int:
@@ -457,6 +481,8 @@ def _parse_override_value(section: str, key: str, raw: str) -> Any:
 
 
 def _unwrap_optional(hint: Any) -> tuple[Any, bool]:
+    if hint == Paths:
+        return str, False  # typed as a string in overrides; a list only comes from YAML
     args = typing.get_args(hint)
     if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args:
         return next(a for a in args if a is not type(None)), True
@@ -464,6 +490,8 @@ def _unwrap_optional(hint: Any) -> tuple[Any, bool]:
 
 
 def _type_name(hint: Any) -> str:
+    if hint == Paths:
+        return "path, pattern or list of them"
     base, optional = _unwrap_optional(hint)
     name = {bool: "boolean", int: "integer", float: "number", str: "string"}[base]
     return f"{name} or null" if optional else name

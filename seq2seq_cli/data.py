@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import stat
 import unicodedata
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,7 +133,7 @@ def read_pairs(path: str | Path, *, limit: int | None = None, skip_malformed: bo
             blank += 1
             continue
         try:
-            pairs.append(_parse_line(line))
+            pairs.append(parse_line(line))
         except ValueError as exc:
             if not skip_malformed:
                 raise DataError(f"{path}:{line_no}: {exc} (set data.skip_malformed: true "
@@ -162,7 +161,7 @@ def _read_bytes(path: Path, key: str) -> bytes:
     return raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark is not text
 
 
-def _parse_line(line: bytes) -> Pair:
+def parse_line(line: bytes) -> Pair:
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -182,29 +181,7 @@ def _parse_line(line: bytes) -> Pair:
     return source, target
 
 
-# ---------------------------------------------------------------- preparing and splitting
-
-
-@dataclass(frozen=True)
-class CorpusStats:
-    lines_read: int
-    pairs_read: int
-    blank_lines: int
-    malformed_skipped: int
-    dropped_source_too_long: int
-    dropped_target_too_long: int
-
-    @property
-    def pairs_kept(self) -> int:
-        return self.pairs_read - self.dropped_source_too_long - self.dropped_target_too_long
-
-
-@dataclass(frozen=True)
-class Corpus:
-    train: list[Pair]
-    val: list[Pair]
-    test: list[Pair]
-    stats: CorpusStats
+# ---------------------------------------------------------------- normalisation
 
 
 def normalize_text(text: str, config: DataConfig) -> str:
@@ -214,99 +191,41 @@ def normalize_text(text: str, config: DataConfig) -> str:
     return text.lower() if config.lowercase else text
 
 
-def load_corpus(config: DataConfig) -> Corpus:
-    """Read, normalise, filter by length and split the corpus as the config says.
-
-    Validation and test pairs come from ``data.val_path`` / ``data.test_path`` when given:
-    normalised like training pairs but never length-filtered, so a held-out file is
-    scored whole.
-    """
-    result = read_pairs(config.path, limit=config.num_samples,
-                        skip_malformed=config.skip_malformed)
-    kept, too_long_source, too_long_target = _filter_lengths(
-        _normalize_pairs(result.pairs, config), config)
-    stats = CorpusStats(result.lines_read, len(result.pairs), result.blank_lines,
-                        result.malformed_skipped, too_long_source, too_long_target)
-    if not kept:
-        raise DataError(f"{config.path}: every pair is longer than data.max_source_length / "
-                        "data.max_target_length; raise the limits")
-    train, val, test = split_pairs(kept, *config.split_fractions(), config.split_seed)
-    if not train:
-        raise DataError(f"{config.path}: {len(kept)} pairs leave none for training after the "
-                        "validation and test split; use a larger corpus or smaller fractions")
-    if config.val_path is not None:
-        val = _read_held_out(config, "val_path")
-    if config.test_path is not None:
-        test = _read_held_out(config, "test_path")
-    return Corpus(train, val, test, stats)
-
-
-def _normalize_pairs(pairs: list[Pair], config: DataConfig) -> list[Pair]:
-    return [(normalize_text(s, config), normalize_text(t, config)) for s, t in pairs]
-
-
-def _read_held_out(config: DataConfig, key: str) -> list[Pair]:
-    result = read_pairs(getattr(config, key), skip_malformed=config.skip_malformed,
-                        key=f"data.{key}")
-    return _normalize_pairs(result.pairs, config)
-
-
-def _filter_lengths(pairs: list[Pair], config: DataConfig) -> tuple[list[Pair], int, int]:
-    kept, too_long_source, too_long_target = [], 0, 0
-    for source, target in pairs:
-        if config.max_source_length is not None and len(source) > config.max_source_length:
-            too_long_source += 1
-        elif config.max_target_length is not None and len(target) > config.max_target_length:
-            too_long_target += 1
-        else:
-            kept.append((source, target))
-    return kept, too_long_source, too_long_target
-
-
-def split_pairs(pairs: list[Pair], val_fraction: float, test_fraction: float,
-                seed: int) -> tuple[list[Pair], list[Pair], list[Pair]]:
-    """Seeded, deterministic, disjoint train / val / test split (in that order)."""
-    order = np.random.default_rng(seed).permutation(len(pairs))
-    n_test = _split_size(len(pairs), test_fraction)
-    n_val = _split_size(len(pairs), val_fraction)
-    test = [pairs[i] for i in order[:n_test]]
-    val = [pairs[i] for i in order[n_test:n_test + n_val]]
-    train = [pairs[i] for i in order[n_test + n_val:]]
-    return train, val, test
-
-
-def _split_size(total: int, fraction: float) -> int:
-    # A non-zero fraction of a tiny corpus still holds out at least one pair.
-    return max(1, round(total * fraction)) if fraction > 0 and total > 1 else 0
-
-
 # ---------------------------------------------------------------- index arrays and one-hot
 
 
 @dataclass(frozen=True)
 class EncodedTexts:
-    """Texts as one flat integer array plus offsets: a few bytes per character in memory."""
+    """Texts as rows of one flat code array: a few bytes per character in memory.
 
-    ids: np.ndarray  # (total characters,) uint8 or int16 or int32
-    offsets: np.ndarray  # (n + 1,) int64
+    ``ids`` may be shared by several EncodedTexts (the train and validation rows of one
+    memory-mapped corpus), each with its own ``starts`` and ``lengths``. When its codes
+    are not vocabulary ids, ``id_of_code`` maps them, one batch at a time.
+    """
+
+    ids: np.ndarray  # (total characters,) uint8 or uint16 or uint32
+    starts: np.ndarray  # (n,) int64 where each text begins in `ids`
     lengths: np.ndarray  # (n,) int64
+    id_of_code: np.ndarray | None = None  # (codes,) int64 vocabulary id of each code
 
     @classmethod
     def from_texts(cls, texts: list[str], vocab: Vocabulary) -> EncodedTexts:
         dtype = np.min_scalar_type(max(len(vocab) - 1, 0))
         lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
-        offsets = np.zeros(len(texts) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
+        starts = np.zeros(len(texts), dtype=np.int64)
+        np.cumsum(lengths[:-1], out=starts[1:])
         flat = np.fromiter((i for t in texts for i in vocab.encode(t)), dtype=dtype,
-                           count=int(offsets[-1]))
-        return cls(flat, offsets, lengths)
+                           count=int(lengths.sum()))
+        return cls(flat, starts, lengths)
 
     def __len__(self) -> int:
         return len(self.lengths)
 
     @property
     def nbytes(self) -> int:
-        return self.ids.nbytes + self.offsets.nbytes + self.lengths.nbytes
+        """Bytes of the rows of these texts (a shared code array counts only its part)."""
+        per_character = np.dtype(self.ids.dtype).itemsize
+        return int(self.lengths.sum()) * per_character + self.starts.nbytes + self.lengths.nbytes
 
     def padded(self, rows: np.ndarray, timesteps: int | None = None) -> np.ndarray:
         """Token ids of ``rows`` as a (len(rows), timesteps) int64 array, PAD-filled."""
@@ -314,9 +233,11 @@ class EncodedTexts:
         width = int(lengths.max(initial=0)) if timesteps is None else timesteps
         positions = np.arange(width)[None, :]  # (1, T)
         real = positions < lengths[:, None]  # (B, T)
-        flat_index = np.where(real, self.offsets[rows][:, None] + positions, 0)
-        return np.where(real, self.ids[flat_index] if len(self.ids) else 0, PAD_ID).astype(
-            np.int64)
+        flat_index = np.where(real, self.starts[rows][:, None] + positions, 0)
+        ids = self.ids[flat_index] if len(self.ids) else np.zeros(real.shape, np.int64)
+        if self.id_of_code is not None:
+            ids = self.id_of_code[ids]
+        return np.where(real, ids, PAD_ID).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -357,11 +278,7 @@ def one_hot_tensor(texts: list[str], vocab: Vocabulary, *, add_bos: bool = False
     return one_hot(ids, vocab.num_features)
 
 
-def character_counts(texts: list[str]) -> Counter:
-    return Counter(ch for text in texts for ch in text)
-
-
 def build_vocabularies(train_pairs: list[Pair]) -> Vocabularies:
-    """Vocabularies from the training split only, so evaluation never leaks into them."""
+    """Vocabularies of a list of training pairs (``Corpus.vocabularies`` for a corpus)."""
     return Vocabularies(Vocabulary.build([s for s, _ in train_pairs]),
                         Vocabulary.build([t for _, t in train_pairs]))

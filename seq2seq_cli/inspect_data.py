@@ -9,61 +9,87 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from seq2seq_cli.config import Config
-from seq2seq_cli.data import EncodedPairs, Pair, Vocabulary, build_vocabularies, load_corpus
+from seq2seq_cli.corpus import Corpus, load_corpus
+from seq2seq_cli.corpus_store import Progress
+from seq2seq_cli.data import Vocabulary
 
 FLOAT32_BYTES = 4
+INDEX_BYTES_PER_TEXT = 16  # an int64 start and an int64 length per text
 
 
-def inspect_data(config: Config) -> dict[str, Any]:
+def inspect_data(config: Config, *, progress: Progress | None = None) -> dict[str, Any]:
     """A JSON-ready report; its keys are stable (documented in the README)."""
-    corpus = load_corpus(config.data)
-    vocabs = build_vocabularies(corpus.train)
-    pairs = corpus.train + corpus.val + corpus.test
-    sources, targets = [s for s, _ in pairs], [t for _, t in pairs]
-    max_source = max(map(len, sources))
-    max_target = max(map(len, targets))
+    corpus = load_corpus(config.data, progress=progress)
+    vocabs = corpus.vocabularies()
+    held_out = corpus.val + corpus.test
+    samples = corpus.train_size + len(held_out)
+    lengths = {side: _lengths(corpus, side, [pair[i] for pair in held_out])
+               for i, side in enumerate(("source", "target"))}
+    max_source, max_target = lengths["source"]["max"], lengths["target"]["max"]
     stats = corpus.stats
     tensors = {
         # (samples, timesteps, features); the decoder sees BOS + target, predicts target + EOS
-        "encoder_input": _tensor(len(pairs), max_source, vocabs.source.num_features),
-        "decoder_input": _tensor(len(pairs), max_target + 1, vocabs.target.num_features),
-        "decoder_target": _tensor(len(pairs), max_target + 1, vocabs.target.num_features),
+        "encoder_input": _tensor(samples, max_source, vocabs.source.num_features),
+        "decoder_input": _tensor(samples, max_target + 1, vocabs.target.num_features),
+        "decoder_target": _tensor(samples, max_target + 1, vocabs.target.num_features),
     }
     full_bytes = sum(t["bytes"] for t in tensors.values())
-    index_bytes = EncodedPairs.from_pairs(pairs, vocabs).nbytes
+    index_bytes = sum(_index_bytes(vocab, lengths[side]["total"], samples)
+                      for side, vocab in (("source", vocabs.source), ("target", vocabs.target)))
     batch = config.train.batch_size
     batch_bytes = FLOAT32_BYTES * batch * (max_source * vocabs.source.num_features
                                            + 2 * (max_target + 1) * vocabs.target.num_features)
     return {
-        "path": config.data.path,
+        "path": config.data.path if isinstance(config.data.path, str) else list(
+            config.data.path),
         "lines_read": stats.lines_read,
         "pairs_read": stats.pairs_read,
         "pairs_kept": stats.pairs_kept,
         "dropped": {"malformed": stats.malformed_skipped, "blank_lines": stats.blank_lines,
                     "source_too_long": stats.dropped_source_too_long,
                     "target_too_long": stats.dropped_target_too_long},
-        "splits": {"train": len(corpus.train), "val": len(corpus.val), "test": len(corpus.test)},
+        "splits": {"train": corpus.train_size, "val": len(corpus.val), "test": len(corpus.test)},
         "split_files": {"val": config.data.val_path, "test": config.data.test_path},
-        "seen_in_train": {"val": _seen_in_train(corpus.val, corpus.train),
-                          "test": _seen_in_train(corpus.test, corpus.train)},
+        "seen_in_train": {"val": corpus.seen_in_train(corpus.val),
+                          "test": corpus.seen_in_train(corpus.test)},
         "vocabulary": {"source": _vocab(vocabs.source), "target": _vocab(vocabs.target)},
-        "lengths": {"source": _lengths(sources), "target": _lengths(targets)},
+        "lengths": {side: {"max": v["max"], "mean": v["mean"]} for side, v in lengths.items()},
         "tensors": tensors,
         "full_tensor_bytes": full_bytes,
         "in_memory_bytes": {"index_arrays": index_bytes, "largest_batch": batch_bytes,
                             "total": index_bytes + batch_bytes},
         "memory_ratio": full_bytes / (index_bytes + batch_bytes),
+        "load": _load(corpus),
     }
 
 
-def _seen_in_train(held_out: list[Pair], train: list[Pair]) -> dict[str, int]:
-    """Held-out pairs, and held-out sources, that also occur in training: a score on them
-    measures memory as much as generalisation (Tatoeba repeats many sentences)."""
-    train_pairs = set(train)
-    train_sources = {source for source, _ in train}
-    return {"pairs": sum(pair in train_pairs for pair in held_out),
-            "sources": sum(source in train_sources for source, _ in held_out)}
+def _load(corpus: Corpus) -> dict[str, Any]:
+    load = corpus.load
+    seconds = max(load.seconds, 1e-9)
+    return {"seconds": round(load.seconds, 3),
+            "pairs_per_second": round(corpus.stats.pairs_read / seconds),
+            "megabytes_per_second": round(load.bytes_read / 1e6 / seconds, 1),
+            "cache": load.cache, "cache_path": load.cache_path,
+            "processes": load.workers}
+
+
+def _lengths(corpus: Corpus, side: str, held_out: list[str]) -> dict[str, Any]:
+    encoded = getattr(corpus.encoded, side)
+    train = encoded.lengths(corpus.train_rows)
+    held = np.fromiter(map(len, held_out), dtype=np.int64, count=len(held_out))
+    total = int(train.sum()) + int(held.sum())
+    count = len(train) + len(held)
+    return {"max": int(max(train.max(initial=0), held.max(initial=0))),
+            "mean": round(total / count, 2), "total": total}
+
+
+def _index_bytes(vocab: Vocabulary, characters: int, texts: int) -> int:
+    """The index arrays of one side: a code per character, a start and a length per text."""
+    per_character = np.min_scalar_type(max(len(vocab) - 1, 0)).itemsize
+    return characters * per_character + texts * INDEX_BYTES_PER_TEXT
 
 
 def _tensor(samples: int, timesteps: int, features: int) -> dict[str, Any]:
@@ -74,8 +100,3 @@ def _tensor(samples: int, timesteps: int, features: int) -> dict[str, Any]:
 def _vocab(vocab: Vocabulary) -> dict[str, Any]:
     return {"size": len(vocab), "features": vocab.num_features,
             "characters": "".join(vocab.characters)}
-
-
-def _lengths(texts: list[str]) -> dict[str, float]:
-    lengths = [len(t) for t in texts]
-    return {"max": max(lengths), "mean": round(sum(lengths) / len(lengths), 2)}

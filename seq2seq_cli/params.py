@@ -33,7 +33,8 @@ from seq2seq_cli.config import (
     config_to_dict,
     load_config,
 )
-from seq2seq_cli.data import Vocabularies, build_vocabularies, load_corpus
+from seq2seq_cli.corpus import load_corpus
+from seq2seq_cli.data import Vocabularies
 from seq2seq_cli.errors import DataError
 from seq2seq_cli.model import build_model, decoder_units
 
@@ -301,7 +302,7 @@ def _from_config_file(path: Path, source_features: int | None, target_features: 
     except DataError as exc:
         raise DataError(f"{exc}; or give the one-hot widths with --source-features and "
                         "--target-features, which need no corpus") from None
-    vocabs = build_vocabularies(corpus.train)
+    vocabs = corpus.vocabularies()
     return _with_flags(config, vocabs, source_features, target_features,
                        f"the vocabularies of {config.data.path} (train split)")
 

@@ -30,14 +30,10 @@ from seq2seq_cli.checkpoint import (
     resolve_checkpoint,
     write_checkpoint,
 )
-from seq2seq_cli.config import Config, config_to_dict, dump_config
-from seq2seq_cli.data import (
-    EncodedPairs,
-    Pair,
-    Vocabularies,
-    build_vocabularies,
-    load_corpus,
-)
+from seq2seq_cli.config import LOADING_ONLY_DATA_KEYS, Config, config_to_dict, dump_config
+from seq2seq_cli.corpus import Corpus, load_corpus
+from seq2seq_cli.corpus_store import LoadReport
+from seq2seq_cli.data import EncodedPairs, Pair, Vocabularies
 from seq2seq_cli.decode import BOS_CLASS
 from seq2seq_cli.distributed import Distributed
 from seq2seq_cli.errors import CheckpointError, ConfigError, DataError, UserError
@@ -69,6 +65,15 @@ class RunStarted:
     validate_every: int | None = None  # train.validate_every (None: each epoch)
     init_from: Path | None = None  # the checkpoint a fine-tuning run starts from
     unseen_characters: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())  # source, target
+    corpus_load: LoadReport | None = None  # how long the corpus took, and from where
+
+
+@dataclass(frozen=True)
+class CorpusLoading:
+    """Progress of encoding a corpus that is not cached yet."""
+
+    bytes_done: int
+    bytes_total: int
 
 
 @dataclass(frozen=True)
@@ -121,7 +126,7 @@ class TrainingDiverged(UserError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-Event = RunStarted | EpochStarted | BatchEnded | EpochEnded
+Event = CorpusLoading | RunStarted | EpochStarted | BatchEnded | EpochEnded
 EventHandler = Callable[[Event], None]
 
 
@@ -217,14 +222,15 @@ def setup_trainer(config: Config, run: RunDirectory, resume: bool, overwrite: bo
         config = replace(resumed.config, train=config.train)  # data and model checked equal
     # Every check that a config or corpus can fail comes before the run directory is
     # touched: a typo leaves no half-made run behind, and --overwrite deletes nothing.
-    corpus = load_corpus(config.data)
+    corpus = load_corpus(config.data, progress=lambda done, total: on_event(
+        CorpusLoading(done, total)))
     if config.train.select_by != "val_loss" and not corpus.val:
         raise DataError(f"train.select_by = {config.train.select_by!r} needs validation "
                         f"pairs, and the split of {config.data.path} left none; use "
                         "data.val_path or a larger corpus")
     start = _fine_tuning_start(config) if resumed is None else None
     inherited = resumed if resumed is not None else start
-    vocabs = inherited.vocabs if inherited is not None else build_vocabularies(corpus.train)
+    vocabs = inherited.vocabs if inherited is not None else corpus.vocabularies()
     if resumed is None:
         dist.from_main(lambda: _lay_out_run(run, overwrite, config, vocabs, run_lock))
     trainer = _build_trainer(config, run, vocabs, corpus, dist, on_event, should_stop)
@@ -233,13 +239,14 @@ def setup_trainer(config: Config, run: RunDirectory, resume: bool, overwrite: bo
     elif start is not None:
         trainer.model.load_state_dict(start.weights)  # optimizer and counters stay fresh
     on_event(RunStarted(run.root, str(dist.device), threads, dist.world_size,
-                        len(corpus.train), len(corpus.val), len(corpus.test),
+                        corpus.train_size, len(corpus.val), len(corpus.test),
                         len(epoch_plan(trainer, 1)),
                         sum(p.numel() for p in trainer.model.parameters()),
                         trainer.progress.epoch + 1, config.train.epochs,
                         config.train.validate_every,
                         resolve_checkpoint(config.train.init_from) if start else None,
-                        _unseen_characters(vocabs, corpus.train) if start else ((), ())))
+                        corpus.unseen_characters(vocabs) if start else ((), ()),
+                        corpus.load))
     return trainer
 
 
@@ -257,14 +264,6 @@ def _fine_tuning_start(config: Config) -> Checkpoint | None:
                           "fine-tuning keeps the model of the checkpoint it starts from, so "
                           "copy its model section")
     return start
-
-
-def _unseen_characters(vocabs: Vocabularies,
-                       pairs: list[Pair]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Characters of the new corpus that the (inherited) vocabularies lack, per side."""
-    source = set().union(*(vocabs.source.unknown_characters(s) for s, _ in pairs))
-    target = set().union(*(vocabs.target.unknown_characters(t) for _, t in pairs))
-    return tuple(sorted(source)), tuple(sorted(target))
 
 
 def _check_run_dir(config: Config, run: RunDirectory, resume: bool, overwrite: bool,
@@ -298,7 +297,8 @@ def _lay_out_run(run: RunDirectory, overwrite: bool, config: Config, vocabs: Voc
 def _check_resumable(config: Config, checkpoint: Checkpoint) -> None:
     for section in ("data", "model"):
         before, now = config_to_dict(checkpoint.config)[section], config_to_dict(config)[section]
-        changed = [k for k in before if before[k] != now[k]]
+        changed = [k for k in before if before[k] != now.get(k)
+                   and not (section == "data" and k in LOADING_ONLY_DATA_KEYS)]
         if changed:
             key = changed[0]
             raise ConfigError(f"--resume: {section}.{key} = {now[key]!r} differs from the run's "
@@ -306,7 +306,7 @@ def _check_resumable(config: Config, checkpoint: Checkpoint) -> None:
                               "settings (only train.* may change)")
 
 
-def _build_trainer(config: Config, run: RunDirectory, vocabs: Vocabularies, corpus,
+def _build_trainer(config: Config, run: RunDirectory, vocabs: Vocabularies, corpus: Corpus,
                    dist: Distributed, on_event: EventHandler,
                    should_stop: Callable[[], bool]) -> Trainer:
     torch.manual_seed(config.train.seed)
@@ -319,7 +319,7 @@ def _build_trainer(config: Config, run: RunDirectory, vocabs: Vocabularies, corp
         if config.train.lr_schedule == "plateau" else None)
     scaler = torch.amp.GradScaler(dist.device.type,
                                   enabled=config.train.precision == "fp16")
-    return Trainer(config, run, vocabs, EncodedPairs.from_pairs(corpus.train, vocabs),
+    return Trainer(config, run, vocabs, corpus.train_pairs(vocabs),
                    EncodedPairs.from_pairs(corpus.val, vocabs), corpus.val, corpus.test,
                    model, dist.wrap(model), optimizer, scheduler, scaler, dist.device, dist,
                    on_event, should_stop)

@@ -31,6 +31,16 @@ def write_config(path: Path, tree: dict) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def corpus_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory,
+                        monkeypatch: pytest.MonkeyPatch) -> Path:
+    """`data.cache: auto` stores encoded corpora under $XDG_CACHE_HOME: keep the tests'
+    stores out of the user's home (subprocesses inherit the variable)."""
+    cache = tmp_path_factory.mktemp("xdg-cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    return cache
+
+
 @pytest.fixture
 def toy_corpus(tmp_path: Path) -> Path:
     return write_tsv(tmp_path / "toy.tsv", TOY_PAIRS)

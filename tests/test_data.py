@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from seq2seq_cli.batching import IGNORE_INDEX, MIXED_PIECES, epoch_batches, make_batch
 from seq2seq_cli.cli import app
 from seq2seq_cli.config import DataConfig
+from seq2seq_cli.corpus import load_corpus, split_pairs
 from seq2seq_cli.data import (
     BOS,
     EOS,
@@ -19,10 +20,8 @@ from seq2seq_cli.data import (
     Vocabularies,
     Vocabulary,
     build_vocabularies,
-    load_corpus,
     one_hot_tensor,
     read_pairs,
-    split_pairs,
 )
 
 from .conftest import FRA_ENG, TOY_PAIRS, write_config, write_tsv
@@ -132,7 +131,7 @@ def test_normalisation_lowercase_and_length_filters(tmp_path):
     config = DataConfig(path=str(path), lowercase=True, max_source_length=20,
                         max_target_length=20, val_fraction=0.0)
     corpus = load_corpus(config)
-    assert corpus.train == [("caf\u00e9", "x")]
+    assert corpus.train_texts() == [("caf\u00e9", "x")]
     assert corpus.stats.dropped_source_too_long == 1
     assert corpus.stats.dropped_target_too_long == 1
     assert corpus.stats.pairs_kept == 1
@@ -146,7 +145,7 @@ def test_held_out_files_replace_the_fractions_and_are_used_whole(tmp_path):
                         test_path=str(test_path), val_fraction=0.5, test_fraction=0.3,
                         max_source_length=20)
     corpus = load_corpus(config)
-    assert sorted(corpus.train) == sorted(TOY_PAIRS)  # the fractions are not taken
+    assert sorted(corpus.train_texts()) == sorted(TOY_PAIRS)  # the fractions are not taken
     # Normalised like training pairs, never length-filtered: a held-out file counts whole.
     assert corpus.val == [("Caf\u00e9", "x"), ("a" * 40, "long")]
     assert corpus.test == [("one", "1")]
@@ -157,7 +156,7 @@ def test_held_out_file_replaces_only_its_own_fraction(tmp_path):
     test_path = write_tsv(tmp_path / "test.tsv", [("zero", "0")])
     corpus = load_corpus(DataConfig(path=str(corpus_path), test_path=str(test_path),
                                     val_fraction=0.25))
-    assert len(corpus.val) == 5 and len(corpus.train) == 15
+    assert len(corpus.val) == 5 and corpus.train_size == 15
     assert corpus.test == [("zero", "0")]
 
 
@@ -210,9 +209,9 @@ def test_vocabulary_json_round_trips(tmp_path):
 def test_vocabulary_comes_from_the_training_split_only(tmp_path):
     path = write_tsv(tmp_path / "c.tsv", [(f"a{i}", "b") for i in range(50)] + [("Q", "R")])
     corpus = load_corpus(DataConfig(path=str(path), val_fraction=0.2, split_seed=3))
-    vocabs = build_vocabularies(corpus.train)
+    vocabs = corpus.vocabularies()
     held_out_chars = {ch for s, _ in corpus.val for ch in s}
-    train_chars = {ch for s, _ in corpus.train for ch in s}
+    train_chars = {ch for s, _ in corpus.train_texts() for ch in s}
     assert set(vocabs.source.characters) == train_chars
     assert held_out_chars - train_chars == set(vocabs.source.unknown_characters(
         "".join(s for s, _ in corpus.val)))

@@ -17,7 +17,8 @@ from seq2seq_cli import params
 from seq2seq_cli.checkpoint import save_checkpoint
 from seq2seq_cli.cli import app
 from seq2seq_cli.config import ModelConfig, config_to_dict, load_config
-from seq2seq_cli.data import build_vocabularies, load_corpus
+from seq2seq_cli.corpus import load_corpus
+from seq2seq_cli.data import build_vocabularies
 from seq2seq_cli.model import build_model
 from seq2seq_cli.ui.params_view import explanation, render_param_report
 
@@ -237,8 +238,7 @@ def test_widths_come_from_the_train_split_only(tmp_path):
     pairs = [(f"{chr(97 + i)}", f"{chr(65 + i)}") for i in range(20)]
     config = write_config(tmp_path, write_corpus(tmp_path, pairs))
     document = invoke_json(config, "--set", "data.val_fraction=0.5")
-    vocabs = build_vocabularies(load_corpus(load_config(config, ["data.val_fraction=0.5"])
-                                            .data).train)
+    vocabs = load_corpus(load_config(config, ["data.val_fraction=0.5"]).data).vocabularies()
     assert document["source_features"] == vocabs.source.num_features < 20 + 3
 
 

@@ -29,6 +29,10 @@ def _summary_table(r: dict[str, Any]) -> Table:
     table.add_row("dropped", f"source too long {dropped['source_too_long']:,}, target too long "
                   f"{dropped['target_too_long']:,}, malformed skipped {dropped['malformed']:,}, "
                   f"blank lines {dropped['blank_lines']:,}")
+    load = r["load"]
+    where = f", {load['cache_path']}" if load["cache_path"] else ""
+    table.add_row("loaded in", f"{load['seconds']:.2f} s: {load['pairs_per_second']:,} pairs/s, "
+                  f"{load['megabytes_per_second']:,} MB/s (cache {load['cache']}{where})")
     table.add_row("split train / val / test",
                   f"{splits['train']:,} / {splits['val']:,} / {splits['test']:,}")
     for split, path in r["split_files"].items():

@@ -20,9 +20,12 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from seq2seq_cli.corpus_store import LoadReport
 from seq2seq_cli.run_dir import RunDirectory
+from seq2seq_cli.ui.loading_view import CorpusLoadingBar
 from seq2seq_cli.train import (
     BatchEnded,
+    CorpusLoading,
     EpochEnded,
     EpochStarted,
     Event,
@@ -68,6 +71,12 @@ class StopOnSignal:
 LOG_INTERVAL = 60.0  # seconds between progress lines inside an epoch, when not in a terminal
 
 
+def _corpus_note(load: LoadReport) -> str:
+    where = f": {load.cache_path}" if load.cache_path else ""
+    processes = f" by {load.workers} processes" if load.workers > 1 else ""
+    return (f"corpus loaded in {load.seconds:.2f} s{processes} (cache {load.cache}{where})")
+
+
 def _fine_tuning_note(e: RunStarted) -> str:
     note = f"fine-tuning from {e.init_from} (fresh optimizer and counters)"
     source, target = e.unseen_characters
@@ -109,6 +118,7 @@ class TrainView:
         self.run_dir: Path | None = None
         self.epochs = 0
         self.show_steps = False  # with train.validate_every, validations name their step
+        self.loading = CorpusLoadingBar(self.errors)
 
     def handle(self, event: Event) -> None:
         if isinstance(event, RunStarted):
@@ -116,7 +126,10 @@ class TrainView:
             self.show_steps = event.validate_every is not None
         if self.quiet:
             return
-        if isinstance(event, RunStarted):
+        if isinstance(event, CorpusLoading):
+            self.loading(event.bytes_done, event.bytes_total)
+        elif isinstance(event, RunStarted):
+            self.loading.close()
             self._started(event)
         elif isinstance(event, EpochStarted):
             self._epoch_started(event)
@@ -133,6 +146,8 @@ class TrainView:
             f"{e.test_pairs:,} test pairs, {e.batches_per_epoch:,} batches per epoch, "
             f"{e.parameters:,} parameters, {e.device} ({e.threads} threads{processes}){resumed}",
             highlight=False, soft_wrap=True)
+        if e.corpus_load is not None:
+            self.console.print(_corpus_note(e.corpus_load), highlight=False, soft_wrap=True)
         if e.init_from is not None:
             self.console.print(_fine_tuning_note(e), highlight=False, soft_wrap=True)
         if e.validate_every is not None:

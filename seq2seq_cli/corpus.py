@@ -1,0 +1,281 @@
+"""The corpus as training sees it: the encoded pairs of data.path split into train,
+validation and test, and the vocabularies of the training split.
+
+Training pairs stay rows of the encoded corpus (``corpus_store``): no Python string is
+made for them. Validation and test pairs, a small share, are decoded to text, because
+they are also translated and scored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from seq2seq_cli.config import DataConfig
+from seq2seq_cli.corpus_store import (
+    EncodedCorpus,
+    EncodedSide,
+    LoadReport,
+    Progress,
+    load_encoded_corpus,
+)
+from seq2seq_cli.data import (
+    SPECIALS,
+    UNK_ID,
+    EncodedPairs,
+    EncodedTexts,
+    Pair,
+    Vocabularies,
+    Vocabulary,
+    normalize_text,
+    read_pairs,
+)
+from seq2seq_cli.errors import DataError
+
+ROWS_PER_STEP = 1 << 18  # rows gathered at a time: bounds temporary memory on huge corpora
+
+
+@dataclass(frozen=True)
+class CorpusStats:
+    lines_read: int
+    pairs_read: int
+    blank_lines: int
+    malformed_skipped: int
+    dropped_source_too_long: int
+    dropped_target_too_long: int
+
+    @property
+    def pairs_kept(self) -> int:
+        return self.pairs_read - self.dropped_source_too_long - self.dropped_target_too_long
+
+
+@dataclass(frozen=True)
+class Corpus:
+    encoded: EncodedCorpus  # every kept pair of data.path, in file order
+    train_rows: np.ndarray  # (train pairs,) int64 rows of `encoded`, in split order
+    val: list[Pair]
+    test: list[Pair]
+    stats: CorpusStats
+    load: LoadReport
+
+    @property
+    def train_size(self) -> int:
+        return len(self.train_rows)
+
+    def train_texts(self) -> list[Pair]:
+        """Every training pair as text: for small corpora and tests only."""
+        return list(zip(_decode(self.encoded.source, self.train_rows),
+                        _decode(self.encoded.target, self.train_rows)))
+
+    def vocabularies(self) -> Vocabularies:
+        """Vocabularies of the training split only, so evaluation never leaks into them."""
+        return Vocabularies(*(Vocabulary(SPECIALS + characters)
+                              for characters in self._train_characters()))
+
+    def train_pairs(self, vocabs: Vocabularies) -> EncodedPairs:
+        """The training rows as EncodedPairs, sharing the encoded corpus's code arrays."""
+        return EncodedPairs(_rows_as_texts(self.encoded.source, self.train_rows, vocabs.source),
+                            _rows_as_texts(self.encoded.target, self.train_rows, vocabs.target))
+
+    def unseen_characters(self, vocabs: Vocabularies) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Characters of the training split that ``vocabs`` (inherited) lack, per side."""
+        source, target = self._train_characters()
+        return (tuple(ch for ch in source if ch not in vocabs.source.tokens),
+                tuple(ch for ch in target if ch not in vocabs.target.tokens))
+
+    def _train_characters(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        held_out = self._held_out_rows()
+        result = []
+        for side in (self.encoded.source, self.encoded.target):
+            in_train = side.counts - _occurrences(side, held_out)
+            result.append(tuple(ch for ch, n in zip(side.characters, in_train) if n > 0))
+        return result[0], result[1]
+
+    def _held_out_rows(self) -> np.ndarray:
+        everything = np.ones(len(self.encoded), dtype=bool)
+        everything[self.train_rows] = False
+        return np.flatnonzero(everything)
+
+    def seen_in_train(self, held_out: list[Pair]) -> dict[str, int]:
+        """Held-out pairs, and held-out sources, that also occur in training: a score on
+        them measures memory as much as generalisation (Tatoeba repeats many sentences).
+
+        Texts are compared by 64-bit fingerprints, so no training text is decoded; two
+        different texts share one with a chance of about 2**-64 per comparison."""
+        source_keys = _fingerprints(self.encoded.source, self.train_rows)
+        pair_keys = _combine(source_keys, _fingerprints(self.encoded.target, self.train_rows))
+        held_source = _text_fingerprints(self.encoded.source, [s for s, _ in held_out])
+        held_pair = _combine(held_source, _text_fingerprints(self.encoded.target,
+                                                             [t for _, t in held_out]))
+        return {"pairs": _found(held_pair, pair_keys), "sources": _found(held_source,
+                                                                          source_keys)}
+
+
+def load_corpus(config: DataConfig, *, progress: Progress | None = None) -> Corpus:
+    """Read, normalise, filter by length and split the corpus as the config says.
+
+    Validation and test pairs come from ``data.val_path`` / ``data.test_path`` when given:
+    normalised like training pairs but never length-filtered, so a held-out file is
+    scored whole.
+    """
+    encoded, report = load_encoded_corpus(config, progress=progress)
+    counts = encoded.counts
+    stats = CorpusStats(counts.lines_read, counts.pairs_read, counts.blank_lines,
+                        counts.malformed_skipped, counts.dropped_source_too_long,
+                        counts.dropped_target_too_long)
+    if len(encoded) == 0:
+        raise DataError(f"{_shown(config.path)}: every pair is longer than "
+                        "data.max_source_length / data.max_target_length; raise the limits")
+    train, val_rows, test_rows = split_rows(len(encoded), *config.split_fractions(),
+                                            config.split_seed)
+    if len(train) == 0:
+        raise DataError(f"{_shown(config.path)}: {len(encoded)} pairs leave none for training "
+                        "after the validation and test split; use a larger corpus or smaller "
+                        "fractions")
+    val = (_read_held_out(config, "val_path") if config.val_path is not None
+           else _pairs(encoded, val_rows))
+    test = (_read_held_out(config, "test_path") if config.test_path is not None
+            else _pairs(encoded, test_rows))
+    return Corpus(encoded, train, val, test, stats, report)
+
+
+def split_rows(count: int, val_fraction: float, test_fraction: float,
+               seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seeded, deterministic, disjoint (train, val, test) rows of ``count`` pairs."""
+    order = np.random.default_rng(seed).permutation(count)
+    n_test = _split_size(count, test_fraction)
+    n_val = _split_size(count, val_fraction)
+    return order[n_test + n_val:], order[n_test:n_test + n_val], order[:n_test]
+
+
+def split_pairs(pairs: list[Pair], val_fraction: float, test_fraction: float,
+                seed: int) -> tuple[list[Pair], list[Pair], list[Pair]]:
+    """``split_rows`` applied to a list of pairs: (train, val, test)."""
+    return tuple([pairs[i] for i in rows]
+                 for rows in split_rows(len(pairs), val_fraction, test_fraction, seed))
+
+
+def _split_size(total: int, fraction: float) -> int:
+    # A non-zero fraction of a tiny corpus still holds out at least one pair.
+    return max(1, round(total * fraction)) if fraction > 0 and total > 1 else 0
+
+
+def _shown(path: str | tuple[str, ...]) -> str:
+    return path if isinstance(path, str) else ", ".join(path)
+
+
+def _read_held_out(config: DataConfig, key: str) -> list[Pair]:
+    result = read_pairs(getattr(config, key), skip_malformed=config.skip_malformed,
+                        key=f"data.{key}")
+    return [(normalize_text(s, config), normalize_text(t, config)) for s, t in result.pairs]
+
+
+# ---------------------------------------------------------------- rows of the encoded corpus
+
+
+def _pairs(encoded: EncodedCorpus, rows: np.ndarray) -> list[Pair]:
+    return list(zip(_decode(encoded.source, rows), _decode(encoded.target, rows)))
+
+
+def _gather(side: EncodedSide, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The codes of ``rows`` laid end to end, and the length of each row."""
+    starts = side.offsets[rows]
+    lengths = side.offsets[rows + 1] - starts  # (rows,)
+    ends = np.cumsum(lengths)
+    # For every gathered position: its row's start in `codes` plus its place in the row.
+    index = np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(starts - (ends - lengths),
+                                                                     lengths)
+    return side.codes[index], lengths
+
+
+def _decode(side: EncodedSide, rows: np.ndarray) -> list[str]:
+    code_points = np.array([ord(ch) for ch in side.characters], dtype="<u4")
+    texts: list[str] = []
+    for step in range(0, len(rows), ROWS_PER_STEP):
+        codes, lengths = _gather(side, rows[step:step + ROWS_PER_STEP])
+        joined = code_points[codes].tobytes().decode("utf-32-le", "surrogatepass")
+        ends = np.cumsum(lengths).tolist()
+        texts.extend(joined[a:b] for a, b in zip([0] + ends[:-1], ends))
+    return texts
+
+
+def _occurrences(side: EncodedSide, rows: np.ndarray) -> np.ndarray:
+    counts = np.zeros(len(side.characters), dtype=np.int64)
+    for step in range(0, len(rows), ROWS_PER_STEP):
+        codes, _ = _gather(side, rows[step:step + ROWS_PER_STEP])
+        counts += np.bincount(codes, minlength=len(side.characters))
+    return counts
+
+
+def _rows_as_texts(side: EncodedSide, rows: np.ndarray, vocab: Vocabulary) -> EncodedTexts:
+    # Corpus code → vocabulary id; characters the vocabulary lacks (only in held-out
+    # pairs, or new to an inherited vocabulary) read as UNK, as Vocabulary.encode does.
+    id_of_code = np.array(vocab.encode("".join(side.characters)), dtype=np.int64)
+    starts = side.offsets[rows]
+    return EncodedTexts(side.codes, starts, side.offsets[rows + 1] - starts,
+                        id_of_code if len(id_of_code) else np.full(1, UNK_ID))
+
+
+# ---------------------------------------------------------------- finding repeated pairs
+
+_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd: a position's weight never vanishes
+
+
+def _fingerprints(side: EncodedSide, rows: np.ndarray) -> np.ndarray:
+    """(rows,) uint64 fingerprint of each row's text: equal texts give equal values."""
+    keys = np.empty(len(rows), dtype=np.uint64)
+    for step in range(0, len(rows), ROWS_PER_STEP):
+        codes, lengths = _gather(side, rows[step:step + ROWS_PER_STEP])
+        keys[step:step + len(lengths)] = _polynomial(codes.astype(np.uint64), lengths)
+    return keys
+
+
+def _text_fingerprints(side: EncodedSide, texts: list[str]) -> np.ndarray:
+    """Fingerprints of texts in the corpus's codes; a text with a character the corpus
+    lacks can match no row, so it gets a value no row has (checked in ``_found``)."""
+    code_of = {ch: i for i, ch in enumerate(side.characters)}
+    missing = len(side.characters)  # a code no corpus text contains
+    codes = np.array([code_of.get(ch, missing) for text in texts for ch in text],
+                     dtype=np.uint64)
+    lengths = np.array([len(text) for text in texts], dtype=np.int64)
+    keys = _polynomial(codes, lengths)
+    if len(codes):
+        keys[np.add.reduceat((codes == missing).astype(np.int64), _starts(lengths)) > 0] = 0
+    return keys
+
+
+def _polynomial(codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    if len(lengths) == 0:
+        return np.zeros(0, dtype=np.uint64)
+    starts = _starts(lengths)
+    position = np.arange(len(codes)) - np.repeat(starts, lengths)
+    with np.errstate(over="ignore"):
+        weights = _powers(int(lengths.max(initial=0)))[position]
+        sums = np.add.reduceat((codes + np.uint64(1)) * weights, starts) if len(codes) else (
+            np.zeros(len(lengths), np.uint64))
+        return sums * _MULTIPLIER + lengths.astype(np.uint64) + np.uint64(1)
+
+
+def _powers(count: int) -> np.ndarray:
+    powers = np.ones(max(count, 1), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for i in range(1, count):
+            powers[i] = powers[i - 1] * _MULTIPLIER
+    return powers
+
+
+def _starts(lengths: np.ndarray) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+
+
+def _combine(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        combined = first * _MULTIPLIER ^ second
+    combined[(first == 0) | (second == 0)] = 0
+    return combined
+
+
+def _found(keys: np.ndarray, in_train: np.ndarray) -> int:
+    """How many of ``keys`` (0: cannot occur) are among the training fingerprints."""
+    return int(np.isin(keys[keys != 0], in_train).sum())

@@ -1,0 +1,471 @@
+"""The encoded corpus on disk: built once, checked on every load, memory-mapped.
+
+A store is a directory of flat arrays (the character codes and pair offsets of each side)
+and ``manifest.json``, written last, which names what the arrays were made from (each
+corpus file's path, size, mtime and content digest, and the data settings that change
+the encoding) and the size and digest of every array. A store is used only when all of
+that still matches; anything else (an edited corpus, a truncated array, a damaged
+manifest) rebuilds it. Arrays are opened with memory mapping, so several processes of
+one node (torchrun) share one copy in memory.
+
+``data.cache: auto`` keeps stores under ``$XDG_CACHE_HOME/seq2seq-cli/corpora`` (or
+``~/.cache/...``), one per corpus and encoding; a path keeps it there; ``off`` encodes into
+memory every time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from seq2seq_cli.atomic import atomic_write
+from seq2seq_cli.config import DataConfig
+from seq2seq_cli.corpus_encoding import (
+    ByteRange,
+    EncodingSettings,
+    LineCounts,
+    MalformedLine,
+    byte_ranges,
+    check_corpus_file,
+    encode_part,
+    merge_parts,
+)
+from seq2seq_cli.errors import DataError
+
+STORE_FORMAT = 1
+MANIFEST = "manifest.json"
+SIDES = ("source", "target")
+PARALLEL_MIN_BYTES = 32 << 20  # smaller files encode faster than worker processes start
+MAX_AUTO_WORKERS = 8
+HASH_CHUNK = 1 << 22
+
+Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
+
+
+@dataclass(frozen=True)
+class EncodedSide:
+    """One side of every kept pair, in file order: flat codes plus offsets."""
+
+    codes: np.ndarray  # (characters,) uint8/uint16/uint32, an index into `characters`
+    offsets: np.ndarray  # (pairs + 1,) int64; pair i is codes[offsets[i]:offsets[i + 1]]
+    characters: tuple[str, ...]  # sorted
+    counts: np.ndarray  # (len(characters),) int64 occurrences in the whole corpus
+
+    def lengths(self, rows: np.ndarray | None = None) -> np.ndarray:
+        if rows is None:
+            return np.diff(self.offsets)
+        return self.offsets[rows + 1] - self.offsets[rows]
+
+    def text(self, row: int) -> str:
+        table = self.characters
+        return "".join(table[c] for c in self.codes[self.offsets[row]:self.offsets[row + 1]])
+
+    def occurrences(self, rows: np.ndarray) -> np.ndarray:
+        """(len(characters),) occurrences of each character in ``rows`` (few rows)."""
+        counts = np.zeros(len(self.characters), dtype=np.int64)
+        for row in rows.tolist():
+            np.add.at(counts, self.codes[self.offsets[row]:self.offsets[row + 1]], 1)
+        return counts
+
+    @property
+    def nbytes(self) -> int:
+        return self.codes.nbytes + self.offsets.nbytes
+
+
+@dataclass(frozen=True)
+class EncodedCorpus:
+    """Every pair of data.path that survives reading and length filtering, in order."""
+
+    source: EncodedSide
+    target: EncodedSide
+    counts: LineCounts
+
+    def __len__(self) -> int:
+        return len(self.source.offsets) - 1
+
+    def pair(self, row: int) -> tuple[str, str]:
+        return self.source.text(row), self.target.text(row)
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """How the corpus was loaded, for inspect-data and the training header."""
+
+    seconds: float
+    bytes_read: int
+    cache: str  # off | built | reused | rebuilt (<why>) | not written (<why>)
+    cache_path: str | None
+    workers: int
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def load_encoded_corpus(config: DataConfig, *, progress: Progress | None = None
+                        ) -> tuple[EncodedCorpus, LoadReport]:
+    """The encoded corpus of ``config.path``: from its store when that is valid, else
+    encoded now (and stored, unless data.cache is off)."""
+    started = time.perf_counter()
+    files = corpus_files(config.path)
+    identity = [_file_identity(path) for path in files]
+    settings = EncodingSettings.from_config(config)
+    key = {"format": STORE_FORMAT, "settings": asdict(settings), "files": identity}
+    store = _store_directory(config, files, settings)
+    if store is None:
+        corpus, workers = _encode_in_memory(config, files, identity, progress)
+        return corpus, _report(started, identity, "off", None, workers)
+    with _locked(store) as usable:
+        if not usable:
+            corpus, workers = _encode_in_memory(config, files, identity, progress)
+            return corpus, _report(started, identity, f"not written ({usable.reason})", None,
+                                   workers)
+        problem = _why_unusable(store, key)
+        if problem is None:
+            return _map(store), _report(started, identity, "reused", store, 0)
+        workers = _build_store(config, files, identity, key, store, progress)
+        cache = "built" if problem == "absent" else f"rebuilt ({problem})"
+        return _map(store), _report(started, identity, cache, store, workers)
+
+
+def corpus_files(path: str | tuple[str, ...]) -> list[Path]:
+    """The files data.path names: paths and glob patterns, each pattern's matches sorted."""
+    files: list[Path] = []
+    for item in (path,) if isinstance(path, str) else path:
+        expanded = os.path.expanduser(item)
+        if glob.has_magic(expanded):
+            matches = sorted(glob.glob(expanded))
+            if not matches:
+                raise DataError(f"{item}: no file matches this pattern (check data.path)")
+            files.extend(Path(m) for m in matches)
+        else:
+            files.append(Path(expanded))
+    for file in files:
+        check_corpus_file(file, "data.path")
+    return files
+
+
+def _report(started: float, identity: list[dict], cache: str, store: Path | None,
+            workers: int) -> LoadReport:
+    return LoadReport(time.perf_counter() - started, sum(f["size"] for f in identity), cache,
+                      str(store) if store is not None else None, workers)
+
+
+# ---------------------------------------------------------------- where stores live
+
+
+def _store_directory(config: DataConfig, files: list[Path],
+                     settings: EncodingSettings) -> Path | None:
+    if config.cache == "off":
+        return None
+    if config.cache != "auto":
+        return Path(config.cache).expanduser()
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    name = json.dumps([[str(f.resolve()) for f in files], asdict(settings)])
+    return base / "seq2seq-cli" / "corpora" / hashlib.sha256(name.encode()).hexdigest()[:20]
+
+
+class _Usable:
+    """Whether a store directory could be made and locked; falsy with the reason if not."""
+
+    def __init__(self, reason: str | None = None):
+        self.reason = reason
+
+    def __bool__(self) -> bool:
+        return self.reason is None
+
+
+@contextlib.contextmanager
+def _locked(store: Path) -> Iterator[_Usable]:
+    """Hold ``<store>.lock``: one process builds while the others (torchrun ranks) wait."""
+    try:
+        store.parent.mkdir(parents=True, exist_ok=True)
+        _check_store_path(store)
+        lock_path = store.with_name(store.name + ".lock")
+        lock_path.touch()
+    except OSError as exc:
+        yield _Usable(f"cannot write {store.parent}: {exc.strerror or exc}")
+        return
+    with open(lock_path, "rb") as handle:
+        try:
+            import fcntl
+        except ImportError:  # no advisory locks on this platform: builds may race
+            yield _Usable()
+            return
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        yield _Usable()
+
+
+def _check_store_path(store: Path) -> None:
+    """A data.cache directory that holds something else is never written into."""
+    if store.exists() and not store.is_dir():
+        raise DataError(f"data.cache: {store} exists and is not a directory")
+    if store.is_dir() and any(store.iterdir()) and not (store / MANIFEST).exists():
+        raise DataError(f"data.cache: {store} is a directory that holds no corpus store "
+                        f"({MANIFEST} is missing); choose another directory (nothing in it "
+                        "was changed)")
+
+
+# ---------------------------------------------------------------- checking a store
+
+
+def _file_identity(path: Path) -> dict:
+    info = path.stat()
+    return {"path": str(path.resolve()), "size": info.st_size, "mtime_ns": info.st_mtime_ns,
+            "digest": _digest(path)}
+
+
+def _digest(path: Path) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _why_unusable(store: Path, key: dict) -> str | None:
+    """None when the store matches ``key`` and every array is whole; else the reason."""
+    manifest_path = store / MANIFEST
+    if not manifest_path.exists():
+        return "absent"
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        if manifest.get("key") != key:
+            return "the corpus or the data settings changed"
+        for name, expected in manifest["arrays"].items():
+            path = store / name
+            if not path.exists() or path.stat().st_size != expected["bytes"]:
+                return f"{name} is missing or truncated"
+            if _digest(path) != expected["digest"]:
+                return f"{name} is damaged"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return f"{MANIFEST} is damaged"
+    return None
+
+
+def _map(store: Path) -> EncodedCorpus:
+    manifest = json.loads((store / MANIFEST).read_text(encoding="utf-8"))
+    sides = [_open_side(store, side, manifest["sides"][side], mmap=True) for side in SIDES]
+    return EncodedCorpus(sides[0], sides[1], LineCounts(**manifest["counts"]))
+
+
+def _open_side(directory: Path, side: str, meta: dict, *, mmap: bool) -> EncodedSide:
+    def array(name: str, dtype: str, count: int) -> np.ndarray:
+        path = directory / f"{side}.{name}"
+        if count == 0:
+            return np.zeros(0, dtype=dtype)
+        if mmap:
+            return np.memmap(path, dtype=dtype, mode="r", shape=(count,))
+        return np.fromfile(path, dtype=dtype, count=count)
+
+    codes = array("codes", meta["dtype"], meta["total"])
+    offsets = array("offsets", "int64", meta["pairs"] + 1)
+    return EncodedSide(codes, offsets, tuple(meta["characters"]),
+                       np.asarray(meta["counts"], dtype=np.int64))
+
+
+# ---------------------------------------------------------------- building a store
+
+
+def _build_store(config: DataConfig, files: list[Path], identity: list[dict], key: dict,
+                 store: Path, progress: Progress | None) -> int:
+    staging = store.with_name(f".{store.name}.{secrets.token_hex(4)}.tmp")
+    staging.mkdir()
+    try:
+        workers, manifest = _encode(config, files, identity, staging, progress)
+        manifest["key"] = key
+        atomic_write(staging / MANIFEST, lambda handle: handle.write(
+            json.dumps(manifest, ensure_ascii=False).encode("utf-8")))
+        _replace_directory(staging, store)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return workers
+
+
+def _replace_directory(new: Path, old: Path) -> None:
+    retired = old.with_name(f".{old.name}.{secrets.token_hex(4)}.old")
+    if old.exists():
+        old.rename(retired)  # open mappings of the old arrays stay valid
+    new.rename(old)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def _encode_in_memory(config: DataConfig, files: list[Path], identity: list[dict],
+                      progress: Progress | None) -> tuple[EncodedCorpus, int]:
+    with tempfile.TemporaryDirectory(prefix="seq2seq-corpus-") as scratch:
+        workers, manifest = _encode(config, files, identity, Path(scratch), progress)
+        sides = [_open_side(Path(scratch), side, manifest["sides"][side], mmap=False)
+                 for side in SIDES]
+    return EncodedCorpus(sides[0], sides[1], LineCounts(**manifest["counts"])), workers
+
+
+def _encode(config: DataConfig, files: list[Path], identity: list[dict], directory: Path,
+            progress: Progress | None) -> tuple[int, dict]:
+    """Encode every file into ``directory``; (processes used, manifest without its key)."""
+    settings = EncodingSettings.from_config(config)
+    workers = _worker_count(config, identity)
+    ranges = [part for path, file in zip(files, identity)
+              for part in byte_ranges(path, file["size"], workers)]
+    parts_dir = directory / "parts"
+    parts_dir.mkdir()
+    outs = [parts_dir / f"part{index:05d}" for index in range(len(ranges))]
+    total = sum(f["size"] for f in identity)
+    try:
+        if workers == 1:
+            summaries = _encode_here(ranges, settings, outs, progress, total)
+        else:
+            summaries = _encode_in_processes(ranges, settings, outs, workers, progress, total)
+    except MalformedLine as bad:
+        raise _located(bad, config.skip_malformed) from None
+    _check_not_empty(files, ranges, summaries)
+    _check_unchanged(files, identity)
+    source, target, counts = merge_parts(outs, directory / "corpus")
+    shutil.rmtree(parts_dir)
+    if counts.pairs_read == 0:
+        raise DataError(f"{_named(files)}: no usable `source<TAB>target` pair in the file")
+    manifest = {"counts": asdict(counts), "sides": {}, "arrays": {}}
+    for side, merged in zip(SIDES, (source, target)):
+        for name in ("codes", "offsets"):
+            path = directory / f"{side}.{name}"
+            (directory / f"corpus.{side}.{name}").rename(path)
+            manifest["arrays"][path.name] = {"bytes": path.stat().st_size,
+                                             "digest": _digest(path)}
+        manifest["sides"][side] = {"characters": list(merged.characters),
+                                   "counts": merged.counts.tolist(), "dtype": merged.dtype,
+                                   "pairs": merged.pairs, "total": merged.total}
+    return workers, manifest
+
+
+def _worker_count(config: DataConfig, identity: list[dict]) -> int:
+    if config.num_samples is not None:
+        return 1  # the first N pairs: read in order, stop early
+    if config.workers is not None:
+        return config.workers
+    if max(f["size"] for f in identity) < PARALLEL_MIN_BYTES:
+        return 1
+    return max(1, min(MAX_AUTO_WORKERS, len(os.sched_getaffinity(0))
+                      if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+def _encode_here(ranges: list[ByteRange], settings: EncodingSettings, outs: list[Path],
+                 progress: Progress | None, total: int) -> list[dict]:
+    done = 0
+    limit = settings.num_samples
+    summaries = []
+
+    def advance(size: int) -> None:
+        nonlocal done
+        done += size
+        if progress is not None:
+            progress(done, total)
+
+    for part, out in zip(ranges, outs):
+        summary = encode_part(part, settings, out, limit, advance)
+        summaries.append(summary)
+        if limit is not None:
+            limit -= summary["counts"]["pairs_read"]
+            if limit <= 0:
+                # The limit is reached: later files are not read at all.
+                for rest_part, rest in zip(ranges[len(summaries):], outs[len(summaries):]):
+                    summaries.append(encode_part(
+                        ByteRange(rest_part.path, 0, 0, False), settings, rest, 0))
+                break
+    return summaries
+
+
+def _encode_in_processes(ranges: list[ByteRange], settings: EncodingSettings,
+                         outs: list[Path], workers: int, progress: Progress | None,
+                         total: int) -> list[dict]:
+    # Fresh interpreters (``python -m seq2seq_cli.corpus_encoding``), not fork or
+    # multiprocessing: the parent may hold torch's threads, which fork cannot copy, and
+    # multiprocessing's spawn would re-run the caller's main module.
+    jobs = [[(asdict(part), str(out)) for part, out in list(zip(ranges, outs))[k::workers]]
+            for k in range(min(workers, len(ranges)))]
+    processes = []
+    for k, job in enumerate(jobs):
+        order = outs[0].with_name(f"worker{k}.json")
+        order.write_text(json.dumps({"settings": asdict(settings), "parts": job}),
+                         encoding="utf-8")
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "seq2seq_cli.corpus_encoding", str(order)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+    try:
+        while any(process.poll() is None for process in processes):
+            time.sleep(0.2)
+            if progress is not None:
+                progress(sum(_bytes_done(out) for out in outs), total)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+    for process in processes:
+        errors = process.stderr.read().decode("utf-8", "replace")
+        process.stderr.close()
+        if process.returncode != 0:
+            raise RuntimeError(f"a corpus encoding process failed:\n{errors}")
+    summaries = [json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+                 for out in outs if out.with_suffix(".json").exists()]
+    failed = [s for s in summaries if "malformed" in s]
+    if failed:
+        bad = failed[0]["malformed"]
+        raise MalformedLine(bad["path"], bad["line_in_part"], bad["start"], bad["problem"])
+    return summaries
+
+
+def _bytes_done(out: Path) -> int:
+    try:
+        return int(out.with_suffix(".progress").read_text() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def _located(bad: MalformedLine, skip_malformed: bool) -> DataError:
+    """The worker's line number within its part, made the line number in the file."""
+    with open(bad.path, "rb") as handle:
+        before = 0
+        remaining = bad.start
+        while remaining > 0:
+            chunk = handle.read(min(HASH_CHUNK, remaining))
+            if not chunk:
+                break
+            before += chunk.count(b"\n")
+            remaining -= len(chunk)
+    hint = "" if skip_malformed else " (set data.skip_malformed: true to skip such lines)"
+    return DataError(f"{bad.path}:{before + bad.line_in_part}: {bad.problem}{hint}")
+
+
+def _check_not_empty(files: list[Path], ranges: list[ByteRange], summaries: list[dict]) -> None:
+    for path in files:
+        mine = [s for part, s in zip(ranges, summaries) if part.path == str(path)]
+        counts = [s["counts"] for s in mine]
+        lines = sum(c["lines_read"] for c in counts)
+        blank = sum(c["blank_lines"] for c in counts)
+        if lines == blank and not any(s["has_bom"] for s in mine) and lines > 0 or (
+                path.stat().st_size == 0):
+            raise DataError(f"{path}: the corpus file is empty")
+
+
+def _check_unchanged(files: list[Path], identity: list[dict]) -> None:
+    for path, before in zip(files, identity):
+        info = path.stat()
+        if (info.st_size, info.st_mtime_ns) != (before["size"], before["mtime_ns"]):
+            raise DataError(f"{path}: the file changed while it was being read; run again "
+                            "once it is complete")
+
+
+def _named(files: list[Path]) -> str:
+    return str(files[0]) if len(files) == 1 else f"{files[0]} (and {len(files) - 1} more)"
