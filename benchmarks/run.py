@@ -27,6 +27,7 @@ from ddp import ddp_section
 from decoding import decoding_section
 from deploy import deploy_section
 from flops import epoch_steps
+from large_corpus import large_corpus_section
 from machine import OtherLoad, cores, machine_info
 from processes import help_section, memory_section
 from report import Section, markdown, print_table, write_markdown
@@ -58,14 +59,15 @@ class Plan:
     single_sources: int  # decoded one at a time
     memory_samples: int | None  # None: the whole file
     help_runs: int
+    large_pairs: int  # the generated corpus of section 11
 
     @classmethod
     def build(cls, quick: bool, repeats: int | None) -> Plan:
         if quick:
-            return cls(repeats or 1, 3000, 1, 200, 50, 5000, 3)
+            return cls(repeats or 1, 3000, 1, 200, 50, 5000, 3, 20_000)
         # 4 epochs: the first two say more about the start-up of the optimizer than about
         # how well a batching trains.
-        return cls(repeats or 3, 10_000, 4, 1000, 1000, None, 10)
+        return cls(repeats or 3, 10_000, 4, 1000, 1000, None, 10, 10_000_000)
 
 
 def positive(text: str) -> int:
@@ -113,6 +115,7 @@ def run_benchmarks(corpus: Path, plan: Plan, workdir: Path) -> list[Section]:
                                workdir / "deploy", log),
         lambda: ddp_section(corpus, plan.samples, plan.epochs, plan.repeats,
                             workdir / "ddp", log),
+        lambda: large_corpus_section(workdir / "large", log, plan.large_pairs),
     ]
     sections = training + [measured(benchmark) for benchmark in others]
     with OtherLoad() as load:

@@ -38,34 +38,59 @@ MIXED_PIECES = 8  # equal-length pieces per `mixed` batch (measured: 4 trains wo
 def epoch_batches(source_lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
                   mode: str = "mixed") -> list[np.ndarray]:
     """One epoch's batches as arrays of row indices; every row appears exactly once."""
-    order = rng.permutation(len(source_lengths))
+    order = _compact(rng.permutation(len(source_lengths)))
     if mode == "pad_to_max":
         return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     if mode == "length":
-        return _shuffled(_equal_length_pieces(order, source_lengths, batch_size), rng)
+        rows, starts, sizes = _shuffled_pieces(order, source_lengths, batch_size, rng)
+        return [rows[start:start + size] for start, size in zip(starts.tolist(), sizes.tolist())]
     # `mixed`: random pieces of one source length each, laid end to end and cut every
     # batch_size rows. A batch is about MIXED_PIECES pieces, as varied as a random batch,
     # and every piece still encodes unpadded. Where lengths are spread thin (few sources
     # share a length) pieces are smaller and a batch holds more of them, but it stays
     # batch_size rows: the optimizer sees the batch size the config asks for.
     piece_size = -(-batch_size // MIXED_PIECES)
-    pieces = _shuffled(_equal_length_pieces(order, source_lengths, piece_size), rng)
-    rows = np.concatenate(pieces)
-    return [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
+    rows, starts, sizes = _shuffled_pieces(order, source_lengths, piece_size, rng)
+    laid_out = rows[_ranges(starts, sizes)]  # the pieces end to end
+    return [laid_out[i:i + batch_size] for i in range(0, len(laid_out), batch_size)]
 
 
-def _equal_length_pieces(order: np.ndarray, source_lengths: np.ndarray,
-                         size: int) -> list[np.ndarray]:
+def _shuffled_pieces(order: np.ndarray, source_lengths: np.ndarray, size: int,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows grouped by source length, each group cut into pieces of ``size`` rows, and the
+    pieces in random order: (rows, start of each piece in rows, rows in each piece).
+
+    Arrays, not a list of pieces: a corpus of millions of pairs has millions of pieces.
+    """
     # A stable sort keeps the random order inside each group of equal source length.
-    order = order[np.argsort(source_lengths[order], kind="stable")]
-    group_starts = np.flatnonzero(np.diff(source_lengths[order])) + 1
-    return [group[i:i + size]
-            for group in np.split(order, group_starts)
-            for i in range(0, len(group), size)]
+    rows = order[_compact(np.argsort(source_lengths[order], kind="stable"))]
+    lengths = source_lengths[rows]
+    group_starts = np.concatenate([[0], np.flatnonzero(np.diff(lengths)) + 1])
+    group_sizes = np.diff(np.append(group_starts, len(rows)))
+    pieces_per_group = -(-group_sizes // size)
+    first_piece = np.cumsum(pieces_per_group) - pieces_per_group
+    piece_in_group = np.arange(int(pieces_per_group.sum())) - np.repeat(first_piece,
+                                                                         pieces_per_group)
+    starts = np.repeat(group_starts, pieces_per_group) + size * piece_in_group
+    ends = np.minimum(starts + size, np.repeat(group_starts + group_sizes, pieces_per_group))
+    shuffle = rng.permutation(len(starts))
+    return rows, starts[shuffle], (ends - starts)[shuffle]
 
 
-def _shuffled(items: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
-    return [items[i] for i in rng.permutation(len(items))]
+def _ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """The indices start, start + 1, ... of each range, the ranges end to end."""
+    ends = np.cumsum(sizes)
+    total = int(ends[-1]) if len(ends) else 0
+    dtype = np.int32 if total < np.iinfo(np.int32).max else np.int64
+    shift = (starts - (ends - sizes)).astype(dtype)  # (ranges,) start minus place laid out
+    return np.arange(total, dtype=dtype) + np.repeat(shift, sizes)
+
+
+def _compact(indices: np.ndarray) -> np.ndarray:
+    """Row indices as int32 where they fit: half the memory on a corpus of millions."""
+    if len(indices) < np.iinfo(np.int32).max and indices.dtype != np.int32:
+        return indices.astype(np.int32)
+    return indices
 
 
 def make_batch(pairs: EncodedPairs, rows: np.ndarray, source_features: int,
@@ -79,15 +104,17 @@ def make_batch(pairs: EncodedPairs, rows: np.ndarray, source_features: int,
         [np.full((batch, 1), BOS_ID), target_ids], axis=1)  # (B, T + 1)
     target_with_eos = np.concatenate(
         [target_ids, np.full((batch, 1), PAD_ID)], axis=1)  # (B, T + 1)
-    target_with_eos[np.arange(batch), pairs.target.lengths[rows]] = EOS_ID
+    target_lengths = pairs.target.lengths[rows].astype(np.int64)  # (B,)
+    source_lengths = pairs.source.lengths[rows].astype(np.int64)  # (B,)
+    target_with_eos[np.arange(batch), target_lengths] = EOS_ID
     classes = np.where(target_with_eos == PAD_ID, IGNORE_INDEX, target_with_eos - 1)
     return Batch(
         rows=rows,
-        source_lengths=pairs.source.lengths[rows],
-        decoder_steps=pairs.target.lengths[rows] + 1,
+        source_lengths=source_lengths,
+        decoder_steps=target_lengths + 1,
         encoder_input=one_hot(source_ids, source_features),
         decoder_input=one_hot(decoder_input_ids, target_features),
         decoder_target=classes,
-        real_source_chars=int(pairs.source.lengths[rows].sum()),
-        real_target_steps=int(pairs.target.lengths[rows].sum()) + batch,
+        real_source_chars=int(source_lengths.sum()),
+        real_target_steps=int(target_lengths.sum()) + batch,
     )

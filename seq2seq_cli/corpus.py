@@ -33,7 +33,7 @@ from seq2seq_cli.data import (
 )
 from seq2seq_cli.errors import DataError
 
-ROWS_PER_STEP = 1 << 18  # rows gathered at a time: bounds temporary memory on huge corpora
+ROWS_PER_STEP = 1 << 16  # rows gathered at a time: bounds temporary memory on huge corpora
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class CorpusStats:
 @dataclass(frozen=True)
 class Corpus:
     encoded: EncodedCorpus  # every kept pair of data.path, in file order
-    train_rows: np.ndarray  # (train pairs,) int64 rows of `encoded`, in split order
+    train_rows: np.ndarray  # (train pairs,) int32 rows of `encoded` in split order
     val: list[Pair]
     test: list[Pair]
     stats: CorpusStats
@@ -144,6 +144,8 @@ def split_rows(count: int, val_fraction: float, test_fraction: float,
                seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Seeded, deterministic, disjoint (train, val, test) rows of ``count`` pairs."""
     order = np.random.default_rng(seed).permutation(count)
+    if count < np.iinfo(np.int32).max:
+        order = order.astype(np.int32)  # half the memory per row, same values
     n_test = _split_size(count, test_fraction)
     n_val = _split_size(count, val_fraction)
     return order[n_test + n_val:], order[n_test:n_test + n_val], order[:n_test]
@@ -212,8 +214,7 @@ def _rows_as_texts(side: EncodedSide, rows: np.ndarray, vocab: Vocabulary) -> En
     # Corpus code → vocabulary id; characters the vocabulary lacks (only in held-out
     # pairs, or new to an inherited vocabulary) read as UNK, as Vocabulary.encode does.
     id_of_code = np.array(vocab.encode("".join(side.characters)), dtype=np.int64)
-    starts = side.offsets[rows]
-    return EncodedTexts(side.codes, starts, side.offsets[rows + 1] - starts,
+    return EncodedTexts(side.codes, side.offsets, rows,
                         id_of_code if len(id_of_code) else np.full(1, UNK_ID))
 
 

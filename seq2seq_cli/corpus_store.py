@@ -70,21 +70,6 @@ class EncodedSide:
             return np.diff(self.offsets)
         return self.offsets[rows + 1] - self.offsets[rows]
 
-    def text(self, row: int) -> str:
-        table = self.characters
-        return "".join(table[c] for c in self.codes[self.offsets[row]:self.offsets[row + 1]])
-
-    def occurrences(self, rows: np.ndarray) -> np.ndarray:
-        """(len(characters),) occurrences of each character in ``rows`` (few rows)."""
-        counts = np.zeros(len(self.characters), dtype=np.int64)
-        for row in rows.tolist():
-            np.add.at(counts, self.codes[self.offsets[row]:self.offsets[row + 1]], 1)
-        return counts
-
-    @property
-    def nbytes(self) -> int:
-        return self.codes.nbytes + self.offsets.nbytes
-
 
 @dataclass(frozen=True)
 class EncodedCorpus:
@@ -96,9 +81,6 @@ class EncodedCorpus:
 
     def __len__(self) -> int:
         return len(self.source.offsets) - 1
-
-    def pair(self, row: int) -> tuple[str, str]:
-        return self.source.text(row), self.target.text(row)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ corpus: pairs are kept as flat integer arrays and each batch is one-hot encoded 
 
 from __future__ import annotations
 
+import functools
 import json
 import stat
 import unicodedata
@@ -198,42 +199,51 @@ def normalize_text(text: str, config: DataConfig) -> str:
 class EncodedTexts:
     """Texts as rows of one flat code array: a few bytes per character in memory.
 
-    ``ids`` may be shared by several EncodedTexts (the train and validation rows of one
-    memory-mapped corpus), each with its own ``starts`` and ``lengths``. When its codes
-    are not vocabulary ids, ``id_of_code`` maps them, one batch at a time.
+    ``ids`` and ``offsets`` may be shared (the memory-mapped arrays of a whole corpus);
+    ``rows`` then says which of its texts these are, in order, so a split costs a few bytes
+    per text. When the codes are not vocabulary ids, ``id_of_code`` maps them, one batch at
+    a time.
     """
 
-    ids: np.ndarray  # (total characters,) uint8 or uint16 or uint32
-    starts: np.ndarray  # (n,) int64 where each text begins in `ids`
-    lengths: np.ndarray  # (n,) int64
+    ids: np.ndarray  # (characters,) uint8 or uint16 or uint32
+    offsets: np.ndarray  # (texts in `ids` + 1,) int64: text i is ids[offsets[i]:offsets[i + 1]]
+    rows: np.ndarray | None = None  # (n,) int32 or int64 texts of `ids`; None: all, in order
     id_of_code: np.ndarray | None = None  # (codes,) int64 vocabulary id of each code
 
     @classmethod
     def from_texts(cls, texts: list[str], vocab: Vocabulary) -> EncodedTexts:
         dtype = np.min_scalar_type(max(len(vocab) - 1, 0))
-        lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
-        starts = np.zeros(len(texts), dtype=np.int64)
-        np.cumsum(lengths[:-1], out=starts[1:])
+        offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)),
+                  out=offsets[1:])
         flat = np.fromiter((i for t in texts for i in vocab.encode(t)), dtype=dtype,
-                           count=int(lengths.sum()))
-        return cls(flat, starts, lengths)
+                           count=int(offsets[-1]))
+        return cls(flat, offsets)
 
     def __len__(self) -> int:
-        return len(self.lengths)
+        return len(self.offsets) - 1 if self.rows is None else len(self.rows)
+
+    @functools.cached_property
+    def lengths(self) -> np.ndarray:
+        """(n,) int32 characters of each text (computed once)."""
+        if self.rows is None:
+            return np.diff(self.offsets).astype(np.int32)
+        return (self.offsets[self.rows + 1] - self.offsets[self.rows]).astype(np.int32)
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the rows of these texts (a shared code array counts only its part)."""
-        per_character = np.dtype(self.ids.dtype).itemsize
-        return int(self.lengths.sum()) * per_character + self.starts.nbytes + self.lengths.nbytes
+        """Bytes of the arrays these texts hold (shared ones counted whole)."""
+        rows = 0 if self.rows is None else self.rows.nbytes
+        return self.ids.nbytes + self.offsets.nbytes + rows + self.lengths.nbytes
 
     def padded(self, rows: np.ndarray, timesteps: int | None = None) -> np.ndarray:
         """Token ids of ``rows`` as a (len(rows), timesteps) int64 array, PAD-filled."""
         lengths = self.lengths[rows]
         width = int(lengths.max(initial=0)) if timesteps is None else timesteps
+        texts = rows if self.rows is None else self.rows[rows]
         positions = np.arange(width)[None, :]  # (1, T)
         real = positions < lengths[:, None]  # (B, T)
-        flat_index = np.where(real, self.starts[rows][:, None] + positions, 0)
+        flat_index = np.where(real, self.offsets[texts][:, None] + positions, 0)
         ids = self.ids[flat_index] if len(self.ids) else np.zeros(real.shape, np.int64)
         if self.id_of_code is not None:
             ids = self.id_of_code[ids]

@@ -18,6 +18,7 @@ from seq2seq_cli.errors import UserError
 from seq2seq_cli.model import build_model
 from seq2seq_cli.train import (
     EpochEnded,
+    RunStarted,
     TrainingStopped,
     sequence_loss,
     train_from_config,
@@ -455,7 +456,7 @@ def test_validation_and_test_files_are_used_whole(tmp_path):
         "data.val_fraction=0.5", f"data.val_path={val}", f"data.test_path={test}"])
     events: list = []
     result = train_from_config(config, tmp_path / "run", device="cpu", on_event=events.append)
-    started = events[0]
+    started = next(e for e in events if isinstance(e, RunStarted))
     assert (started.train_pairs, started.val_pairs, started.test_pairs) == (20, 3, 2)
     assert np.isfinite(result.best_val_loss)
     report = json.loads((tmp_path / "run" / "test_metrics.json").read_text(encoding="utf-8"))

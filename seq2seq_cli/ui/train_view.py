@@ -22,7 +22,6 @@ from rich.table import Table
 
 from seq2seq_cli.corpus_store import LoadReport
 from seq2seq_cli.run_dir import RunDirectory
-from seq2seq_cli.ui.loading_view import CorpusLoadingBar
 from seq2seq_cli.train import (
     BatchEnded,
     CorpusLoading,
@@ -33,6 +32,7 @@ from seq2seq_cli.train import (
     TrainingStopped,
     TrainResult,
 )
+from seq2seq_cli.ui.loading_view import CorpusLoadingBar
 
 
 class StopOnSignal:
