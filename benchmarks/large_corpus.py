@@ -182,11 +182,19 @@ def large_corpus_section(workdir: Path, log: Callable[[str], None],
         log("large corpus: node memory, 1 and 2 torchrun processes")
         one, rc_one = node_memory(_torchrun(1, config, workdir / "ddp1"))
         two, rc_two = node_memory(_torchrun(2, config, workdir / "ddp2"))
+        small_corpus = workdir / "small.tsv"
+        write_corpus(small_corpus, 20_000)
+        small = _config(workdir / "small.yaml", small_corpus, workdir / "small-store")
+        small_one, _ = node_memory(_torchrun(1, small, workdir / "small1"))
+        small_two, _ = node_memory(_torchrun(2, small, workdir / "small2"))
         if rc_one == rc_two == 0:
             added = (two - one) / one
             checks.append(Check("node memory (summed PSS), 1 → 2 torchrun processes",
                                 f"{one / mb:,.0f} → {two / mb:,.0f} MB (+{added:.0%})",
                                 "≤ +30 %", added <= SECOND_PROCESS_TARGET))
+            checks.append(Check("the same on 20,000 pairs (what a process costs alone)",
+                                f"{small_one / mb:,.0f} → {small_two / mb:,.0f} MB "
+                                f"(+{(small_two - small_one) / mb:,.0f} MB)"))
         else:
             checks.append(Check("node memory, 2 torchrun processes",
                                 f"exit {rc_one} / {rc_two}", "≤ +30 %", False))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seq2seq_cli.data import BOS_ID, EOS_ID, PAD_ID, EncodedPairs, one_hot
+from seq2seq_cli.data import BOS_ID, EOS_ID, PAD_ID, EncodedPairs, one_hot, permutation
 
 IGNORE_INDEX = -100  # class index that cross-entropy skips (PAD positions)
 
@@ -38,7 +38,7 @@ MIXED_PIECES = 8  # equal-length pieces per `mixed` batch (measured: 4 trains wo
 def epoch_batches(source_lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
                   mode: str = "mixed") -> list[np.ndarray]:
     """One epoch's batches as arrays of row indices; every row appears exactly once."""
-    order = _compact(rng.permutation(len(source_lengths)))
+    order = permutation(len(source_lengths), rng)
     if mode == "pad_to_max":
         return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     if mode == "length":
@@ -55,6 +55,15 @@ def epoch_batches(source_lengths: np.ndarray, batch_size: int, rng: np.random.Ge
     return [laid_out[i:i + batch_size] for i in range(0, len(laid_out), batch_size)]
 
 
+def batches_per_epoch(source_lengths: np.ndarray, batch_size: int, mode: str = "mixed") -> int:
+    """``len(epoch_batches(...))`` without building the plan: it does not depend on the
+    random order."""
+    if mode != "length":
+        return -(-len(source_lengths) // batch_size)
+    group_sizes = np.bincount(source_lengths)
+    return int((-(-group_sizes // batch_size)).sum())
+
+
 def _shuffled_pieces(order: np.ndarray, source_lengths: np.ndarray, size: int,
                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows grouped by source length, each group cut into pieces of ``size`` rows, and the
@@ -63,18 +72,35 @@ def _shuffled_pieces(order: np.ndarray, source_lengths: np.ndarray, size: int,
     Arrays, not a list of pieces: a corpus of millions of pairs has millions of pieces.
     """
     # A stable sort keeps the random order inside each group of equal source length.
-    rows = order[_compact(np.argsort(source_lengths[order], kind="stable"))]
-    lengths = source_lengths[rows]
-    group_starts = np.concatenate([[0], np.flatnonzero(np.diff(lengths)) + 1])
-    group_sizes = np.diff(np.append(group_starts, len(rows)))
+    rows, group_sizes = _grouped_by_length(order, source_lengths)
+    group_starts = np.cumsum(group_sizes) - group_sizes
     pieces_per_group = -(-group_sizes // size)
     first_piece = np.cumsum(pieces_per_group) - pieces_per_group
     piece_in_group = np.arange(int(pieces_per_group.sum())) - np.repeat(first_piece,
                                                                          pieces_per_group)
     starts = np.repeat(group_starts, pieces_per_group) + size * piece_in_group
     ends = np.minimum(starts + size, np.repeat(group_starts + group_sizes, pieces_per_group))
-    shuffle = rng.permutation(len(starts))
+    shuffle = permutation(len(starts), rng)
     return rows, starts[shuffle], (ends - starts)[shuffle]
+
+
+def _grouped_by_length(order: np.ndarray, source_lengths: np.ndarray,
+                       step: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
+    """``order`` stably sorted by source length (a counting sort, ``step`` rows at a time,
+    so no int64 array of the whole corpus is made), and the size of each non-empty group."""
+    counts = np.bincount(source_lengths, minlength=1)  # (longest + 1,)
+    next_free = np.cumsum(counts) - counts  # where each length's next row goes
+    grouped = np.empty_like(order)
+    for start in range(0, len(order), step):
+        chunk = order[start:start + step]
+        keys = source_lengths[chunk]
+        by_key = np.argsort(keys, kind="stable")
+        chunk_counts = np.bincount(keys, minlength=len(counts))
+        rank = np.arange(len(chunk)) - np.repeat(np.cumsum(chunk_counts) - chunk_counts,
+                                                 chunk_counts)  # place among equal keys
+        grouped[next_free[keys[by_key]] + rank] = chunk[by_key]
+        next_free += chunk_counts
+    return grouped, counts[counts > 0]
 
 
 def _ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:

@@ -401,6 +401,9 @@ def _check_cross_fields(config: Config, source: str) -> None:
     if config.train.init_from == "":
         raise ConfigError(f"{source}: train.init_from = '' is not allowed; give a run "
                           "directory or checkpoint file, or null")
+    if data.cache == "":
+        raise ConfigError(f"{source}: data.cache = '' is not allowed; give auto, off or a "
+                          "directory")
     for key in ("path", "val_path", "test_path"):
         if getattr(data, key) == "":
             raise ConfigError(f"{source}: data.{key} = '' is not allowed; give a file path"

@@ -29,6 +29,7 @@ from seq2seq_cli.data import (
     Vocabularies,
     Vocabulary,
     normalize_text,
+    permutation,
     read_pairs,
 )
 from seq2seq_cli.errors import DataError
@@ -97,19 +98,32 @@ class Corpus:
         everything[self.train_rows] = False
         return np.flatnonzero(everything)
 
-    def seen_in_train(self, held_out: list[Pair]) -> dict[str, int]:
-        """Held-out pairs, and held-out sources, that also occur in training: a score on
-        them measures memory as much as generalisation (Tatoeba repeats many sentences).
+    def seen_in_train(self, *held_out: list[Pair]) -> list[dict[str, int]]:
+        """For each list of held-out pairs: how many pairs, and how many sources, also
+        occur in training. A score on them measures memory as much as generalisation
+        (Tatoeba repeats many sentences).
 
         Texts are compared by 64-bit fingerprints, so no training text is decoded; two
         different texts share one with a chance of about 2**-64 per comparison."""
-        source_keys = _fingerprints(self.encoded.source, self.train_rows)
-        pair_keys = _combine(source_keys, _fingerprints(self.encoded.target, self.train_rows))
-        held_source = _text_fingerprints(self.encoded.source, [s for s, _ in held_out])
-        held_pair = _combine(held_source, _text_fingerprints(self.encoded.target,
-                                                             [t for _, t in held_out]))
-        return {"pairs": _found(held_pair, pair_keys), "sources": _found(held_source,
-                                                                          source_keys)}
+        if not any(held_out):
+            return [{"pairs": 0, "sources": 0} for _ in held_out]
+        everything = [pair for pairs in held_out for pair in pairs]
+        source = self.encoded.source
+        held_source_signatures = _text_signatures(source, [s for s, _ in everything])
+        # Only training rows that share a held-out source's length and some of its
+        # characters can repeat it: the rest are never fingerprinted.
+        candidates = _members(_signatures(source), held_source_signatures)
+        candidates = candidates[np.isin(candidates, self._held_out_rows(), invert=True)]
+        source_keys = _fingerprints(source, candidates)
+        pair_keys = _combine(source_keys, _fingerprints(self.encoded.target, candidates))
+        counts = []
+        for pairs in held_out:
+            held_source = _text_fingerprints(source, [s for s, _ in pairs])
+            held_pair = _combine(held_source, _text_fingerprints(self.encoded.target,
+                                                                 [t for _, t in pairs]))
+            counts.append({"pairs": _found(held_pair, pair_keys),
+                           "sources": _found(held_source, source_keys)})
+        return counts
 
 
 def load_corpus(config: DataConfig, *, progress: Progress | None = None) -> Corpus:
@@ -143,9 +157,7 @@ def load_corpus(config: DataConfig, *, progress: Progress | None = None) -> Corp
 def split_rows(count: int, val_fraction: float, test_fraction: float,
                seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Seeded, deterministic, disjoint (train, val, test) rows of ``count`` pairs."""
-    order = np.random.default_rng(seed).permutation(count)
-    if count < np.iinfo(np.int32).max:
-        order = order.astype(np.int32)  # half the memory per row, same values
+    order = permutation(count, np.random.default_rng(seed))
     n_test = _split_size(count, test_fraction)
     n_val = _split_size(count, val_fraction)
     return order[n_test + n_val:], order[n_test:n_test + n_val], order[:n_test]
@@ -221,6 +233,49 @@ def _rows_as_texts(side: EncodedSide, rows: np.ndarray, vocab: Vocabulary) -> En
 # ---------------------------------------------------------------- finding repeated pairs
 
 _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd: a position's weight never vanishes
+
+
+def _signatures(side: EncodedSide) -> np.ndarray:
+    """(pairs,) uint64 of each row's length and five of its codes, in file order: cheap,
+    and equal for equal texts (different texts may share one)."""
+    signatures = np.empty(len(side.offsets) - 1, dtype=np.uint64)
+    step = ROWS_PER_STEP * 16
+    for first in range(0, len(signatures), step):
+        bounds = side.offsets[first:first + step + 1]  # (chunk + 1,) in file order
+        starts, lengths = bounds[:-1], np.diff(bounds)
+        signatures[first:first + len(starts)] = _signature(
+            lengths, [side.codes[starts + (lengths * k) // 4] for k in range(4)]
+            + [side.codes[starts + lengths - 1]])
+    return signatures
+
+
+def _text_signatures(side: EncodedSide, texts: list[str]) -> np.ndarray:
+    code_of = {ch: i for i, ch in enumerate(side.characters)}
+    missing = len(side.characters)
+    lengths = np.array([len(t) for t in texts], dtype=np.int64)
+    picks = [[(len(t) * k) // 4 for t in texts] for k in range(4)] + [
+        [len(t) - 1 for t in texts]]
+    return _signature(lengths, [
+        np.array([code_of.get(t[i], missing) for t, i in zip(texts, place)], dtype=np.int64)
+        for place in picks])
+
+
+def _signature(lengths: np.ndarray, codes: list[np.ndarray]) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        value = lengths.astype(np.uint64)
+        for column in codes:
+            value = value * _MULTIPLIER + column.astype(np.uint64)
+        return value
+
+
+def _members(values: np.ndarray, wanted: np.ndarray, bits: int = 24) -> np.ndarray:
+    """Indices of ``values`` that occur in ``wanted`` (few): a table of their low bits
+    rules out nearly every value with one lookup, the rest are checked exactly."""
+    mask = np.uint64((1 << bits) - 1)
+    table = np.zeros(1 << bits, dtype=bool)
+    table[(wanted & mask).astype(np.intp)] = True
+    maybe = np.flatnonzero(table[(values & mask).astype(np.intp)])
+    return maybe[np.isin(values[maybe], wanted)]
 
 
 def _fingerprints(side: EncodedSide, rows: np.ndarray) -> np.ndarray:

@@ -21,7 +21,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seq2seq_cli.batching import IGNORE_INDEX, Batch, epoch_batches, make_batch
+from seq2seq_cli.batching import (
+    IGNORE_INDEX,
+    Batch,
+    batches_per_epoch,
+    epoch_batches,
+    make_batch,
+)
 from seq2seq_cli.checkpoint import (
     Checkpoint,
     TrainingState,
@@ -240,7 +246,8 @@ def setup_trainer(config: Config, run: RunDirectory, resume: bool, overwrite: bo
         trainer.model.load_state_dict(start.weights)  # optimizer and counters stay fresh
     on_event(RunStarted(run.root, str(dist.device), threads, dist.world_size,
                         corpus.train_size, len(corpus.val), len(corpus.test),
-                        len(epoch_plan(trainer, 1)),
+                        batches_per_epoch(trainer.train_pairs.source.lengths,
+                                          config.train.batch_size, config.train.batching),
                         sum(p.numel() for p in trainer.model.parameters()),
                         trainer.progress.epoch + 1, config.train.epochs,
                         config.train.validate_every,

@@ -404,3 +404,42 @@ def test_resume_reuses_the_store_and_may_change_cache_settings(tmp_path, awkward
     train_from_config(more, tmp_path / "run", resume=True, on_event=events.append)
     loads = [e.corpus_load.cache for e in events if isinstance(e, RunStarted)]
     assert loads == ["built", "reused"]
+
+
+def test_the_progress_bar_shows_only_at_a_terminal():
+    import io
+
+    from rich.console import Console
+
+    from seq2seq_cli.ui.loading_view import SHOWN_FROM_BYTES, CorpusLoadingBar
+
+    for terminal in (True, False):
+        output = io.StringIO()
+        bar = CorpusLoadingBar(Console(file=output, force_terminal=terminal, width=100))
+        for done in range(0, SHOWN_FROM_BYTES + 1, SHOWN_FROM_BYTES // 4):
+            bar(done, SHOWN_FROM_BYTES)
+        bar.close()
+        assert ("encoding the corpus" in output.getvalue()) == terminal
+
+
+def test_an_empty_cache_setting_is_a_config_error(tmp_path, toy_corpus):
+    config = write_config(tmp_path / "c.yaml", {"data": {"path": str(toy_corpus), "cache": ""}})
+    result = runner.invoke(app, ["inspect-data", str(config)])
+    assert result.exit_code == 2 and "data.cache" in result.output
+
+
+def test_repeats_of_training_pairs_are_counted_exactly(tmp_path):
+    # Sources repeat with other targets, some pairs repeat whole, one held-out pair has a
+    # character the corpus lacks, and many texts share length, first and last characters.
+    pairs = [(f"s{i % 9}x{i % 4}", f"t{i % 5}") for i in range(120)] + [("q", "w")] * 3
+    path = _write(tmp_path / "c.tsv", pairs)
+    corpus = load_corpus(DataConfig(path=str(path), val_fraction=0.25, test_fraction=0.1))
+    train = corpus.train_texts()
+    train_pairs, train_sources = set(train), {s for s, _ in train}
+    extra = [("s1x1", "t1"), ("s1x1", "\u00e9"), ("\u00e9", "t1"), ("never", "seen")]
+    for held_out in (corpus.val, corpus.test, extra):
+        expected = {"pairs": sum(pair in train_pairs for pair in held_out),
+                    "sources": sum(s in train_sources for s, _ in held_out)}
+        assert corpus.seen_in_train(held_out) == [expected]
+    assert corpus.seen_in_train(corpus.val, []) == [corpus.seen_in_train(corpus.val)[0],
+                                                    {"pairs": 0, "sources": 0}]
