@@ -443,3 +443,30 @@ def test_repeats_of_training_pairs_are_counted_exactly(tmp_path):
         assert corpus.seen_in_train(held_out) == [expected]
     assert corpus.seen_in_train(corpus.val, []) == [corpus.seen_in_train(corpus.val)[0],
                                                     {"pairs": 0, "sources": 0}]
+
+
+# (loss, val_loss) of each epoch, written by the version before the corpus store (commit
+# cda2f4b, which kept every pair as Python strings) for the run below: the store, the
+# array epoch plans and the shared code arrays must leave every number as it was.
+BEFORE_THE_STORE = {
+    "mixed": [(3.6396232738829495, 3.612092818532671), (3.5935051399364806, 3.5602167504174367),
+              (3.537794799135442, 3.4883109501429965)],
+    "length": [(3.645655713583294, 3.621089441435678), (3.6085200247011686, 3.5809841326304843),
+               (3.5657516080036498, 3.531078032084874)],
+}
+
+
+@pytest.mark.parametrize("batching", sorted(BEFORE_THE_STORE))
+def test_a_run_trains_exactly_as_before_the_store(tmp_path, awkward, batching):
+    from seq2seq_cli.config import config_from_dict
+
+    config = config_from_dict({
+        "data": {"path": str(awkward), "val_fraction": 0.2, "test_fraction": 0.1},
+        "model": {"latent_dim": 8},
+        "train": {"epochs": 3, "batch_size": 4, "seed": 3, "threads": 1,
+                  "batching": batching}})
+    train_from_config(config, tmp_path / "run", device="cpu")
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    measured = [value for m in map(json.loads, lines) for value in (m["loss"], m["val_loss"])]
+    before = [value for pair in BEFORE_THE_STORE[batching] for value in pair]
+    assert measured == pytest.approx(before, rel=1e-6)
