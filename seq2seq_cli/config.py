@@ -19,6 +19,8 @@ import yaml
 
 from seq2seq_cli.errors import ConfigError
 
+BOOLEAN_WORDS = {"true": True, "yes": True, "on": True, "1": True,
+                 "false": False, "no": False, "off": False, "0": False}
 # data.path: one path or pattern, or (from a YAML list) several of them.
 Paths = str | tuple[str, ...]
 # Data settings that change how the corpus is loaded, never what it holds: a resumed run
@@ -27,9 +29,14 @@ LOADING_ONLY_DATA_KEYS = ("cache", "workers")
 
 
 def option(default: Any, help: str, *, min: float | None = None, max: float | None = None,
-           below: float | None = None, choices: tuple[str, ...] | None = None) -> Any:
-    """A config field with its default, documentation and allowed values in one place."""
-    meta = {"help": help, "min": min, "max": max, "below": below, "choices": choices}
+           below: float | None = None, choices: tuple[str, ...] | None = None,
+           booleans: tuple[str, str] | None = None) -> Any:
+    """A config field with its default, documentation and allowed values in one place.
+
+    ``booleans``: the (false, true) words of a string field, because YAML reads a bare
+    ``off`` or ``no`` as false."""
+    meta = {"help": help, "min": min, "max": max, "below": below, "choices": choices,
+            "booleans": booleans}
     return field(default=default, metadata=meta)
 
 
@@ -68,7 +75,8 @@ class DataConfig:
                         "--resume and inspect-data load it in seconds: `auto` (a directory "
                         "under $XDG_CACHE_HOME or ~/.cache/seq2seq-cli), `off` (encode on "
                         "every load), or a directory. Checked against the corpus files and "
-                        "the data settings on every load; rebuilt when they differ.")
+                        "the data settings on every load; rebuilt when they differ.",
+                        booleans=("off", "auto"))
     workers: int | None = option(None, "Processes that encode the corpus when it is not "
                                  "cached (null: one per core for files of 32 MiB or more).",
                                  min=1)
@@ -349,6 +357,8 @@ def _check_value(dotted: str, value: Any, hint: Any, f: dataclasses.Field, sourc
         if optional:
             return None
         raise ConfigError(f"{source}: {dotted} = null is not allowed; expected {_type_name(hint)}")
+    if f.metadata["booleans"] is not None and isinstance(value, bool):
+        value = f.metadata["booleans"][value]
     value = _coerce_type(dotted, value, base, hint, source)
     _check_bounds(dotted, value, f, hint, source)
     return value
@@ -458,6 +468,10 @@ def _parse_override_value(section: str, key: str, raw: str) -> Any:
     hint = typing.get_type_hints(SECTIONS[section])[key]
     base, optional = _unwrap_optional(hint)
     dotted = f"{section}.{key}"
+    words = next(f.metadata["booleans"] for f in dataclasses.fields(SECTIONS[section])
+                 if f.name == key)
+    if words is not None and raw.lower() in BOOLEAN_WORDS:
+        return words[BOOLEAN_WORDS[raw.lower()]]  # as YAML would read it
     if raw.lower() in ("null", "none", "~", ""):
         if optional:
             return None
@@ -467,11 +481,8 @@ def _parse_override_value(section: str, key: str, raw: str) -> Any:
                           f"{_type_name(hint)}")
     try:
         if base is bool:
-            lowered = raw.lower()
-            if lowered in ("true", "yes", "on", "1"):
-                return True
-            if lowered in ("false", "no", "off", "0"):
-                return False
+            if raw.lower() in BOOLEAN_WORDS:
+                return BOOLEAN_WORDS[raw.lower()]
             raise ValueError
         if base is int:
             return int(raw)

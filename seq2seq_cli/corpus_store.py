@@ -88,7 +88,7 @@ class LoadReport:
     """How the corpus was loaded, for inspect-data and the training header."""
 
     seconds: float
-    bytes_read: int
+    corpus_bytes: int  # size of the corpus files
     cache: str  # off | built | reused | rebuilt (<why>) | not written (<why>)
     cache_path: str | None
     workers: int

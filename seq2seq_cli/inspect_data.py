@@ -71,7 +71,6 @@ def _load(corpus: Corpus) -> dict[str, Any]:
     seconds = max(load.seconds, 1e-9)
     return {"seconds": round(load.seconds, 3),
             "pairs_per_second": round(corpus.stats.pairs_read / seconds),
-            "megabytes_per_second": round(load.bytes_read / 1e6 / seconds, 1),
             "cache": load.cache, "cache_path": load.cache_path,
             "processes": load.workers}
 

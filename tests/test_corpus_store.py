@@ -470,3 +470,13 @@ def test_a_run_trains_exactly_as_before_the_store(tmp_path, awkward, batching):
     measured = [value for m in map(json.loads, lines) for value in (m["loss"], m["val_loss"])]
     before = [value for pair in BEFORE_THE_STORE[batching] for value in pair]
     assert measured == pytest.approx(before, rel=1e-6)
+
+
+@pytest.mark.parametrize("written, meant", [("off", "off"), ("no", "off"), ("false", "off"),
+                                            ("on", "auto"), ("auto", "auto"),
+                                            ("/some/dir", "/some/dir")])
+def test_yaml_words_for_the_cache_setting(tmp_path, written, meant):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"data:\n  cache: {written}\n", encoding="utf-8")
+    assert load_config(path).data.cache == meant
+    assert load_config(None, [f"data.cache={written}"]).data.cache == meant

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -30,9 +31,11 @@ def _summary_table(r: dict[str, Any]) -> Table:
                   f"{dropped['target_too_long']:,}, malformed skipped {dropped['malformed']:,}, "
                   f"blank lines {dropped['blank_lines']:,}")
     load = r["load"]
-    where = f", {load['cache_path']}" if load["cache_path"] else ""
-    table.add_row("loaded in", f"{load['seconds']:.2f} s: {load['pairs_per_second']:,} pairs/s, "
-                  f"{load['megabytes_per_second']:,} MB/s (cache {load['cache']}{where})")
+    processes = f" by {load['processes']} processes" if load["processes"] > 1 else ""
+    table.add_row("loaded in", f"{load['seconds']:.2f} s{processes}, "
+                  f"{load['pairs_per_second']:,} pairs/s; cache {load['cache']}")
+    if load["cache_path"]:
+        table.add_row("corpus store", _home_as_tilde(load["cache_path"]))
     table.add_row("split train / val / test",
                   f"{splits['train']:,} / {splits['val']:,} / {splits['test']:,}")
     for split, path in r["split_files"].items():
@@ -71,3 +74,8 @@ def _size(count: int) -> str:
             return f"{count:,.0f} {unit}" if unit == "B" else f"{count:,.1f} {unit}"
         count /= 1000
     return f"{count:,.1f} GB"
+
+
+def _home_as_tilde(path: str) -> str:
+    home = str(Path.home())
+    return "~" + path[len(home):] if path.startswith(home + "/") else path
