@@ -436,8 +436,8 @@ def _check_not_empty(files: list[Path], ranges: list[ByteRange], summaries: list
         counts = [s["counts"] for s in mine]
         lines = sum(c["lines_read"] for c in counts)
         blank = sum(c["blank_lines"] for c in counts)
-        if lines == blank and not any(s["has_bom"] for s in mine) and lines > 0 or (
-                path.stat().st_size == 0):
+        only_whitespace = 0 < lines == blank and not any(s["has_bom"] for s in mine)
+        if only_whitespace or path.stat().st_size == 0:
             raise DataError(f"{path}: the corpus file is empty")
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+from seq2seq_cli.ui.loading_view import home_as_tilde
 
 
 def render_data_report(report: dict[str, Any], output_format: str,
@@ -35,7 +36,7 @@ def _summary_table(r: dict[str, Any]) -> Table:
     table.add_row("loaded in", f"{load['seconds']:.2f} s{processes}, "
                   f"{load['pairs_per_second']:,} pairs/s; cache {load['cache']}")
     if load["cache_path"]:
-        table.add_row("corpus store", _home_as_tilde(load["cache_path"]))
+        table.add_row("corpus store", home_as_tilde(load["cache_path"]))
     table.add_row("split train / val / test",
                   f"{splits['train']:,} / {splits['val']:,} / {splits['test']:,}")
     for split, path in r["split_files"].items():
@@ -74,8 +75,3 @@ def _size(count: int) -> str:
             return f"{count:,.0f} {unit}" if unit == "B" else f"{count:,.1f} {unit}"
         count /= 1000
     return f"{count:,.1f} GB"
-
-
-def _home_as_tilde(path: str) -> str:
-    home = str(Path.home())
-    return "~" + path[len(home):] if path.startswith(home + "/") else path

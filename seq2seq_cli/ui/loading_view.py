@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -40,3 +42,9 @@ class CorpusLoadingBar:
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+
+
+def home_as_tilde(path: str) -> str:
+    """A path under the home directory written with ``~``, as a shell would take it."""
+    home = str(Path.home())
+    return "~" + path[len(home):] if path.startswith(home + "/") else path

@@ -32,7 +32,7 @@ from seq2seq_cli.train import (
     TrainingStopped,
     TrainResult,
 )
-from seq2seq_cli.ui.loading_view import CorpusLoadingBar
+from seq2seq_cli.ui.loading_view import CorpusLoadingBar, home_as_tilde
 
 
 class StopOnSignal:
@@ -72,7 +72,7 @@ LOG_INTERVAL = 60.0  # seconds between progress lines inside an epoch, when not 
 
 
 def _corpus_note(load: LoadReport) -> str:
-    where = f": {load.cache_path}" if load.cache_path else ""
+    where = f": {home_as_tilde(load.cache_path)}" if load.cache_path else ""
     processes = f" by {load.workers} processes" if load.workers > 1 else ""
     return (f"corpus loaded in {load.seconds:.2f} s{processes} (cache {load.cache}{where})")
 
