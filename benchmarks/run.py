@@ -115,7 +115,8 @@ def run_benchmarks(corpus: Path, plan: Plan, workdir: Path) -> list[Section]:
                                workdir / "deploy", log),
         lambda: ddp_section(corpus, plan.samples, plan.epochs, plan.repeats,
                             workdir / "ddp", log),
-        lambda: large_corpus_section(workdir / "large", log, plan.large_pairs),
+        lambda: large_corpus_section(workdir / "large", log, plan.large_pairs,
+                                     baseline=plan.large_pairs > 1_000_000),
     ]
     sections = training + [measured(benchmark) for benchmark in others]
     with OtherLoad() as load:
