@@ -128,7 +128,7 @@ def corpus_files(path: str | tuple[str, ...]) -> list[Path]:
     files: list[Path] = []
     for item in (path,) if isinstance(path, str) else path:
         expanded = os.path.expanduser(item)
-        if glob.has_magic(expanded):
+        if glob.has_magic(expanded) and not os.path.exists(expanded):  # a file named a[1].tsv
             matches = sorted(glob.glob(expanded))
             if not matches:
                 raise DataError(f"{item}: no file matches this pattern (check data.path)")
