@@ -480,3 +480,9 @@ def test_yaml_words_for_the_cache_setting(tmp_path, written, meant):
     path.write_text(f"data:\n  cache: {written}\n", encoding="utf-8")
     assert load_config(path).data.cache == meant
     assert load_config(None, [f"data.cache={written}"]).data.cache == meant
+
+
+def test_a_file_whose_name_looks_like_a_pattern_is_that_file(tmp_path):
+    path = _write(tmp_path / "pairs[1].tsv", [("a", "b"), ("c", "d")])
+    corpus = load_corpus(DataConfig(path=str(path), val_fraction=0.0))
+    assert sorted(corpus.train_texts()) == [("a", "b"), ("c", "d")]
