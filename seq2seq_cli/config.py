@@ -81,6 +81,10 @@ class DataConfig:
                                  "cached (null: one per core for files of 32 MiB or more).",
                                  min=1)
 
+    def shown_path(self) -> str:
+        """data.path for messages: the path, or the paths joined by commas."""
+        return self.path if isinstance(self.path, str) else ", ".join(self.path)
+
     def split_fractions(self) -> tuple[float, float]:
         """The (val, test) shares split off data.path: none where a file provides the split."""
         return (0.0 if self.val_path is not None else self.val_fraction,

@@ -139,12 +139,12 @@ def load_corpus(config: DataConfig, *, progress: Progress | None = None) -> Corp
                         counts.malformed_skipped, counts.dropped_source_too_long,
                         counts.dropped_target_too_long)
     if len(encoded) == 0:
-        raise DataError(f"{_shown(config.path)}: every pair is longer than "
+        raise DataError(f"{config.shown_path()}: every pair is longer than "
                         "data.max_source_length / data.max_target_length; raise the limits")
     train, val_rows, test_rows = split_rows(len(encoded), *config.split_fractions(),
                                             config.split_seed)
     if len(train) == 0:
-        raise DataError(f"{_shown(config.path)}: {len(encoded)} pairs leave none for training "
+        raise DataError(f"{config.shown_path()}: {len(encoded)} pairs leave none for training "
                         "after the validation and test split; use a larger corpus or smaller "
                         "fractions")
     val = (_read_held_out(config, "val_path") if config.val_path is not None
@@ -173,10 +173,6 @@ def split_pairs(pairs: list[Pair], val_fraction: float, test_fraction: float,
 def _split_size(total: int, fraction: float) -> int:
     # A non-zero fraction of a tiny corpus still holds out at least one pair.
     return max(1, round(total * fraction)) if fraction > 0 and total > 1 else 0
-
-
-def _shown(path: str | tuple[str, ...]) -> str:
-    return path if isinstance(path, str) else ", ".join(path)
 
 
 def _read_held_out(config: DataConfig, key: str) -> list[Pair]:

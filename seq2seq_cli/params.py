@@ -304,7 +304,7 @@ def _from_config_file(path: Path, source_features: int | None, target_features: 
                         "--target-features, which need no corpus") from None
     vocabs = corpus.vocabularies()
     return _with_flags(config, vocabs, source_features, target_features,
-                       f"the vocabularies of {config.data.path} (train split)")
+                       f"the vocabularies of {config.data.shown_path()} (train split)")
 
 
 def _from_checkpoint(target: Path, source_features: int | None, target_features: int | None,

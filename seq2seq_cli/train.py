@@ -232,7 +232,7 @@ def setup_trainer(config: Config, run: RunDirectory, resume: bool, overwrite: bo
         CorpusLoading(done, total)))
     if config.train.select_by != "val_loss" and not corpus.val:
         raise DataError(f"train.select_by = {config.train.select_by!r} needs validation "
-                        f"pairs, and the split of {config.data.path} left none; use "
+                        f"pairs, and the split of {config.data.shown_path()} left none; use "
                         "data.val_path or a larger corpus")
     start = _fine_tuning_start(config) if resumed is None else None
     inherited = resumed if resumed is not None else start
