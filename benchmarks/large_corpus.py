@@ -250,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
         section = large_corpus_section(Path(workdir), lambda m: print(m, flush=True),
                                        args.pairs)
     section.other_load = load.share
+    section.details.insert(0, "Measured alone, after the other sections, with "
+                              "`.venv/bin/python benchmarks/large_corpus.py`.")
+    section.details.insert(1, "")
     for check in section.checks:
         print(f"{check.name}: {check.measured} (target {check.target or '—'})")
     replace_section(args.output, section)

@@ -118,7 +118,14 @@ def load_encoded_corpus(config: DataConfig, *, progress: Progress | None = None
         problem = _why_unusable(store, key)
         if problem is None:
             return _map(store), _report(started, identity, "reused", store, 0)
-        workers = _build_store(config, files, identity, key, store, progress)
+        try:
+            workers = _build_store(config, files, identity, key, store, progress)
+        except OSError as exc:  # a full disk, say: the corpus itself is fine
+            reason = f"cannot write {store}: {exc.strerror or exc}"
+            if config.cache != "auto":
+                raise DataError(f"data.cache: {reason}") from None
+            corpus, workers = _encode_in_memory(config, files, identity, progress)
+            return corpus, _report(started, identity, f"not written ({reason})", None, workers)
         cache = "built" if problem == "absent" else f"rebuilt ({problem})"
         return _map(store), _report(started, identity, cache, store, workers)
 
@@ -381,9 +388,10 @@ def _encode_in_processes(ranges: list[ByteRange], settings: EncodingSettings,
         order = outs[0].with_name(f"worker{k}.json")
         order.write_text(json.dumps({"settings": asdict(settings), "parts": job}),
                          encoding="utf-8")
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "seq2seq_cli.corpus_encoding", str(order)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+        with open(order.with_suffix(".err"), "wb") as errors:  # a file: a pipe can fill up
+            processes.append(subprocess.Popen(
+                [sys.executable, "-m", "seq2seq_cli.corpus_encoding", str(order)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors))
     try:
         while any(process.poll() is None for process in processes):
             time.sleep(0.2)
@@ -394,11 +402,11 @@ def _encode_in_processes(ranges: list[ByteRange], settings: EncodingSettings,
             if process.poll() is None:
                 process.kill()
             process.wait()
-    for process in processes:
-        errors = process.stderr.read().decode("utf-8", "replace")
-        process.stderr.close()
+    for k, process in enumerate(processes):
         if process.returncode != 0:
-            raise RuntimeError(f"a corpus encoding process failed:\n{errors}")
+            errors = outs[0].with_name(f"worker{k}.err").read_text("utf-8", "replace")
+            last = (errors.strip().splitlines() or [f"exit code {process.returncode}"])[-1]
+            raise DataError(f"encoding the corpus failed in a worker process: {last}")
     summaries = [json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
                  for out in outs if out.with_suffix(".json").exists()]
     failed = [s for s in summaries if "malformed" in s]

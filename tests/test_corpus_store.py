@@ -486,3 +486,36 @@ def test_a_file_whose_name_looks_like_a_pattern_is_that_file(tmp_path):
     path = _write(tmp_path / "pairs[1].tsv", [("a", "b"), ("c", "d")])
     corpus = load_corpus(DataConfig(path=str(path), val_fraction=0.0))
     assert sorted(corpus.train_texts()) == [("a", "b"), ("c", "d")]
+
+
+def test_a_store_that_cannot_be_written_falls_back_or_names_the_setting(toy_corpus, tmp_path,
+                                                                       monkeypatch):
+    from seq2seq_cli import corpus_store
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(corpus_store, "atomic_write", disk_full)
+    corpus = load_corpus(DataConfig(path=str(toy_corpus), val_fraction=0.0))
+    assert corpus.load.cache.startswith("not written (cannot write")
+    assert sorted(corpus.train_texts()) == sorted(read_pairs(toy_corpus).pairs)
+    with pytest.raises(DataError, match="data.cache: cannot write .*No space left"):
+        load_corpus(DataConfig(path=str(toy_corpus), cache=str(tmp_path / "store")))
+    assert not (tmp_path / "store").exists()
+
+
+def test_a_failed_worker_process_is_one_clear_error(toy_corpus, monkeypatch):
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    with pytest.raises(DataError, match="failed in a worker process: exit code 1"):
+        load_corpus(DataConfig(path=str(toy_corpus), cache="off", workers=2))
+
+
+def test_several_files_split_across_processes_read_as_in_one(tmp_path):
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    for name in "abc":
+        _write(parts / f"{name}.tsv", [(f"{name}{i}", f"{name.upper()}{i}") for i in range(40)])
+    one = load_corpus(DataConfig(path=str(parts / "*.tsv"), cache="off", workers=1))
+    three = load_corpus(DataConfig(path=str(parts / "*.tsv"), cache="off", workers=3))
+    assert three.train_texts() == one.train_texts() and three.val == one.val
+    assert three.stats == one.stats and three.stats.pairs_read == 120
