@@ -107,14 +107,16 @@ def load_encoded_corpus(config: DataConfig, *, progress: Progress | None = None
     settings = EncodingSettings.from_config(config)
     key = {"format": STORE_FORMAT, "settings": asdict(settings), "files": identity}
     store = _store_directory(config, files, settings)
-    if store is None:
+
+    def in_memory(cache: str) -> tuple[EncodedCorpus, LoadReport]:
         corpus, workers = _encode_in_memory(config, files, identity, progress)
-        return corpus, _report(started, identity, "off", None, workers)
+        return corpus, _report(started, identity, cache, None, workers)
+
+    if store is None:
+        return in_memory("off")
     with _locked(store) as usable:
         if not usable:
-            corpus, workers = _encode_in_memory(config, files, identity, progress)
-            return corpus, _report(started, identity, f"not written ({usable.reason})", None,
-                                   workers)
+            return in_memory(f"not written ({usable.reason})")
         problem = _why_unusable(store, key)
         if problem is None:
             return _map(store), _report(started, identity, "reused", store, 0)
@@ -124,8 +126,7 @@ def load_encoded_corpus(config: DataConfig, *, progress: Progress | None = None
             reason = f"cannot write {store}: {exc.strerror or exc}"
             if config.cache != "auto":
                 raise DataError(f"data.cache: {reason}") from None
-            corpus, workers = _encode_in_memory(config, files, identity, progress)
-            return corpus, _report(started, identity, f"not written ({reason})", None, workers)
+            return in_memory(f"not written ({reason})")
         cache = "built" if problem == "absent" else f"rebuilt ({problem})"
         return _map(store), _report(started, identity, cache, store, workers)
 
