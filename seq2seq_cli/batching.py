@@ -112,13 +112,6 @@ def _ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     return np.arange(total, dtype=dtype) + np.repeat(shift, sizes)
 
 
-def _compact(indices: np.ndarray) -> np.ndarray:
-    """Row indices as int32 where they fit: half the memory on a corpus of millions."""
-    if len(indices) < np.iinfo(np.int32).max and indices.dtype != np.int32:
-        return indices.astype(np.int32)
-    return indices
-
-
 def make_batch(pairs: EncodedPairs, rows: np.ndarray, source_features: int,
                target_features: int, source_timesteps: int | None = None,
                target_timesteps: int | None = None) -> Batch:

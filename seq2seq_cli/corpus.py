@@ -238,29 +238,23 @@ def _signatures(side: EncodedSide) -> np.ndarray:
     step = ROWS_PER_STEP * 16
     for first in range(0, len(signatures), step):
         bounds = side.offsets[first:first + step + 1]  # (chunk + 1,) in file order
-        starts, lengths = bounds[:-1], np.diff(bounds)
-        signatures[first:first + len(starts)] = _signature(
-            lengths, [side.codes[starts + (lengths * k) // 4] for k in range(4)]
-            + [side.codes[starts + lengths - 1]])
+        signatures[first:first + len(bounds) - 1] = _signature(side.codes, bounds[:-1],
+                                                                np.diff(bounds))
     return signatures
 
 
 def _text_signatures(side: EncodedSide, texts: list[str]) -> np.ndarray:
-    code_of = {ch: i for i, ch in enumerate(side.characters)}
-    missing = len(side.characters)
-    lengths = np.array([len(t) for t in texts], dtype=np.int64)
-    picks = [[(len(t) * k) // 4 for t in texts] for k in range(4)] + [
-        [len(t) - 1 for t in texts]]
-    return _signature(lengths, [
-        np.array([code_of.get(t[i], missing) for t, i in zip(texts, place)], dtype=np.int64)
-        for place in picks])
+    codes, lengths = _text_codes(side, texts)
+    return _signature(codes, _starts(lengths), lengths)
 
 
-def _signature(lengths: np.ndarray, codes: list[np.ndarray]) -> np.ndarray:
+def _signature(codes: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The length and the codes at 0, 1/4, 1/2 and 3/4 of each text and its last."""
+    picks = [starts + (lengths * k) // 4 for k in range(4)] + [starts + lengths - 1]
     with np.errstate(over="ignore"):
         value = lengths.astype(np.uint64)
-        for column in codes:
-            value = value * _MULTIPLIER + column.astype(np.uint64)
+        for place in picks:
+            value = value * _MULTIPLIER + codes[place].astype(np.uint64)
         return value
 
 
@@ -286,15 +280,22 @@ def _fingerprints(side: EncodedSide, rows: np.ndarray) -> np.ndarray:
 def _text_fingerprints(side: EncodedSide, texts: list[str]) -> np.ndarray:
     """Fingerprints of texts in the corpus's codes; a text with a character the corpus
     lacks can match no row, so it gets a value no row has (checked in ``_found``)."""
-    code_of = {ch: i for i, ch in enumerate(side.characters)}
-    missing = len(side.characters)  # a code no corpus text contains
-    codes = np.array([code_of.get(ch, missing) for text in texts for ch in text],
-                     dtype=np.uint64)
-    lengths = np.array([len(text) for text in texts], dtype=np.int64)
+    codes, lengths = _text_codes(side, texts)
     keys = _polynomial(codes, lengths)
     if len(codes):
-        keys[np.add.reduceat((codes == missing).astype(np.int64), _starts(lengths)) > 0] = 0
+        missing = codes == len(side.characters)
+        keys[np.add.reduceat(missing.astype(np.int64), _starts(lengths)) > 0] = 0
     return keys
+
+
+def _text_codes(side: EncodedSide, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Texts in the corpus's codes, end to end, and their lengths; a character the corpus
+    lacks gets len(characters), a code no corpus text contains."""
+    code_of = {ch: i for i, ch in enumerate(side.characters)}
+    missing = len(side.characters)
+    codes = np.array([code_of.get(ch, missing) for text in texts for ch in text],
+                     dtype=np.uint64)
+    return codes, np.array([len(text) for text in texts], dtype=np.int64)
 
 
 def _polynomial(codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:

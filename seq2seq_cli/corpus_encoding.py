@@ -16,8 +16,6 @@ little-endian codes of that part's own code space), ``<part>.lengths.npy`` and
 from __future__ import annotations
 
 import json
-import os
-import stat
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,11 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from seq2seq_cli.config import DataConfig
-from seq2seq_cli.data import normalize_text, parse_line
-from seq2seq_cli.errors import DataError
+from seq2seq_cli.data import BYTE_ORDER_MARK, normalize_text, parse_line
 
 BLOCK_BYTES = 1 << 22  # lines are decoded, normalised and encoded 4 MiB at a time
-BYTE_ORDER_MARK = b"\xef\xbb\xbf"
 UNICODE_SIZE = 0x110000  # code points
 MERGE_CHUNK = 1 << 22  # codes remapped per step while parts are merged
 
@@ -89,24 +85,6 @@ class MalformedLine(Exception):
 
 
 # ---------------------------------------------------------------- files and ranges
-
-
-def check_corpus_file(path: Path, key: str) -> os.stat_result:
-    """The file's stat, or the same errors ``data.read_pairs`` gives for an unusable path."""
-    try:
-        info = path.stat()
-        if path.is_dir():
-            raise DataError(f"{path}: is a directory, expected a tab-separated corpus file")
-        if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode):
-            raise DataError(f"{path}: is a device, expected a tab-separated corpus file")
-        with open(path, "rb"):
-            pass
-    except FileNotFoundError:
-        raise DataError(f"{path}: corpus file not found (check {key})") from None
-    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
-        reason = getattr(exc, "strerror", None) or exc
-        raise DataError(f"{path}: cannot read ({reason})") from None
-    return info
 
 
 def byte_ranges(path: Path, size: int, pieces: int) -> list[ByteRange]:
@@ -301,31 +279,32 @@ class MergedSide:
 
 
 def merge_parts(parts: list[Path], out: Path) -> tuple[MergedSide, MergedSide, LineCounts]:
-    """Join the parts (in order) into ``out.source.codes`` / ``out.target.codes`` (codes
-    of the sorted characters of the whole corpus) and ``out.{side}.offsets``."""
+    """Join the parts (in order) into ``source.codes`` / ``target.codes`` (codes of the
+    sorted characters of the whole corpus) and ``{side}.offsets`` in directory ``out``."""
     summaries = [json.loads(p.with_suffix(".json").read_text(encoding="utf-8")) for p in parts]
     counts = LineCounts()
     for summary in summaries:
         counts.add(LineCounts(**summary["counts"]))
     lengths = [np.load(p.with_suffix(".lengths.npy")) for p in parts]  # each (2, pairs)
     merged = tuple(
-        _merge_side(parts, summaries, lengths, side, suffix, out)
-        for side, suffix in enumerate((".source", ".target")))
+        _merge_side(parts, summaries, lengths, side, name, out)
+        for side, name in enumerate(("source", "target")))
     return merged[0], merged[1], counts
 
 
 def _merge_side(parts: list[Path], summaries: list[dict], lengths: list[np.ndarray],
-                side: int, suffix: str, out: Path) -> MergedSide:
+                side: int, name: str, out: Path) -> MergedSide:
     characters = sorted({ch for s in summaries for ch in s["characters"][side]})
     code_of = {ch: i for i, ch in enumerate(characters)}
     dtype = np.min_scalar_type(max(len(characters) - 1, 0))
     occurrences = np.zeros(len(characters), dtype=np.int64)
-    with open(out.with_name(out.name + suffix + ".codes"), "wb") as handle:
+    with open(out / f"{name}.codes", "wb") as handle:
         for part, summary in zip(parts, summaries):
             to_global = np.array([code_of[ch] for ch in summary["characters"][side]],
                                  dtype=dtype)  # part code → corpus code
-            local = np.memmap(part.with_suffix(suffix), dtype=summary["dtypes"][side],
-                              mode="r") if part.with_suffix(suffix).stat().st_size else []
+            part_codes = part.with_suffix(f".{name}")
+            local = np.memmap(part_codes, dtype=summary["dtypes"][side],
+                              mode="r") if part_codes.stat().st_size else []
             for start in range(0, len(local), MERGE_CHUNK):
                 codes = to_global[local[start:start + MERGE_CHUNK]]
                 occurrences += np.bincount(codes, minlength=len(characters))
@@ -334,7 +313,7 @@ def _merge_side(parts: list[Path], summaries: list[dict], lengths: list[np.ndarr
     side_lengths = np.concatenate([pair_lengths[side] for pair_lengths in lengths])
     offsets = np.zeros(len(side_lengths) + 1, dtype=np.int64)
     np.cumsum(side_lengths, out=offsets[1:])
-    offsets.tofile(out.with_name(out.name + suffix + ".offsets"))
+    offsets.tofile(out / f"{name}.offsets")
     return MergedSide(tuple(characters), occurrences, np.dtype(dtype).name,
                       len(side_lengths), int(offsets[-1]))
 

@@ -40,10 +40,10 @@ from seq2seq_cli.corpus_encoding import (
     LineCounts,
     MalformedLine,
     byte_ranges,
-    check_corpus_file,
     encode_part,
     merge_parts,
 )
+from seq2seq_cli.data import check_corpus_file
 from seq2seq_cli.errors import DataError
 
 STORE_FORMAT = 1
@@ -322,7 +322,7 @@ def _encode(config: DataConfig, files: list[Path], identity: list[dict], directo
         raise _located(bad, config.skip_malformed) from None
     _check_not_empty(files, ranges, summaries)
     _check_unchanged(files, identity)
-    source, target, counts = merge_parts(outs, directory / "corpus")
+    source, target, counts = merge_parts(outs, directory)
     shutil.rmtree(parts_dir)
     if counts.pairs_read == 0:
         raise DataError(f"{_named(files)}: no usable `source<TAB>target` pair in the file")
@@ -330,7 +330,6 @@ def _encode(config: DataConfig, files: list[Path], identity: list[dict], directo
     for side, merged in zip(SIDES, (source, target)):
         for name in ("codes", "offsets"):
             path = directory / f"{side}.{name}"
-            (directory / f"corpus.{side}.{name}").rename(path)
             manifest["arrays"][path.name] = {"bytes": path.stat().st_size,
                                              "digest": _digest(path)}
         manifest["sides"][side] = {"characters": list(merged.characters),

@@ -24,6 +24,7 @@ PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SPECIALS = (PAD, BOS, EOS, UNK)
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(4)
 LENGTHS_PER_STEP = 1 << 20
+BYTE_ORDER_MARK = b"\xef\xbb\xbf"
 
 Pair = tuple[str, str]
 
@@ -146,21 +147,35 @@ def read_pairs(path: str | Path, *, limit: int | None = None, skip_malformed: bo
     return ReadResult(pairs, line_no, blank, malformed)
 
 
-def _read_bytes(path: Path, key: str) -> bytes:
+def check_corpus_file(path: Path, key: str) -> None:
+    """A DataError naming ``key`` unless ``path`` is a readable regular file."""
     try:
-        if stat.S_ISCHR(path.stat().st_mode) or stat.S_ISBLK(path.stat().st_mode):
+        info = path.stat()
+        if path.is_dir():
+            raise DataError(f"{path}: is a directory, expected a tab-separated corpus file")
+        if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode):
             raise DataError(f"{path}: is a device, expected a tab-separated corpus file")
-        raw = path.read_bytes()
+        with open(path, "rb"):
+            pass
     except FileNotFoundError:
         raise DataError(f"{path}: corpus file not found (check {key})") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, expected a tab-separated corpus file") from None
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
-        reason = getattr(exc, "strerror", None) or exc
-        raise DataError(f"{path}: cannot read ({reason})") from None
+        raise DataError(f"{path}: cannot read ({_reason(exc)})") from None
+
+
+def _read_bytes(path: Path, key: str) -> bytes:
+    check_corpus_file(path, key)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({_reason(exc)})") from None
     if not raw.strip():
         raise DataError(f"{path}: the corpus file is empty")
-    return raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark is not text
+    return raw.removeprefix(BYTE_ORDER_MARK)  # a UTF-8 byte-order mark is not text
+
+
+def _reason(exc: Exception) -> object:
+    return getattr(exc, "strerror", None) or exc
 
 
 def parse_line(line: bytes) -> Pair:
@@ -227,14 +242,14 @@ class EncodedTexts:
     @functools.cached_property
     def lengths(self) -> np.ndarray:
         """(n,) characters of each text, computed once; int16 where every length fits
-        (a quarter of int64 on a corpus of millions), else int32 or int64."""
+        (a quarter of int64 on a corpus of millions), else int32."""
         rows = np.arange(len(self)) if self.rows is None else self.rows
-        longest = int(np.diff(self.offsets).max(initial=0))
-        dtype = next((t for t in (np.int16, np.int32) if longest <= np.iinfo(t).max), np.int64)
-        lengths = np.empty(len(rows), dtype=dtype)
+        lengths = np.empty(len(rows), dtype=np.int32)
         for start in range(0, len(rows), LENGTHS_PER_STEP):  # bounded temporary memory
             chunk = rows[start:start + LENGTHS_PER_STEP]
             lengths[start:start + len(chunk)] = self.offsets[chunk + 1] - self.offsets[chunk]
+        if lengths.max(initial=0) <= np.iinfo(np.int16).max:
+            return lengths.astype(np.int16)
         return lengths
 
     @property

@@ -304,7 +304,7 @@ def _lay_out_run(run: RunDirectory, overwrite: bool, config: Config, vocabs: Voc
 def _check_resumable(config: Config, checkpoint: Checkpoint) -> None:
     for section in ("data", "model"):
         before, now = config_to_dict(checkpoint.config)[section], config_to_dict(config)[section]
-        changed = [k for k in before if before[k] != now.get(k)
+        changed = [k for k in before if before[k] != now[k]
                    and not (section == "data" and k in LOADING_ONLY_DATA_KEYS)]
         if changed:
             key = changed[0]
