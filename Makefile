@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORPUS ?= ../shared/data/fra-eng.tsv
 
-.PHONY: install test lint demo bench bench-quality bench-workflow data clean
+.PHONY: install test lint docs demo bench bench-quality bench-workflow data clean
 
 install: $(STAMP)
 
@@ -22,6 +22,10 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# The README's config reference, generated from seq2seq_cli/config.py.
+docs: $(STAMP)
+	$(BIN)/seq2seq config reference --write README.md
 
 # Each demo run gets its own directory, so an earlier one is never replaced.
 demo: $(STAMP)

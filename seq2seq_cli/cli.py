@@ -274,7 +274,7 @@ def export(
                f"{directory} \"some text\"")
 
 
-config_app = typer.Typer(help="Show configs.", no_args_is_help=True)
+config_app = typer.Typer(help="Show configs and their reference.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
 
@@ -285,6 +285,23 @@ def config_show(config: ConfigArg, overrides: SetOption = []) -> None:  # noqa: 
     from seq2seq_cli.config import dump_config, load_config
 
     typer.echo(dump_config(load_config(config, overrides)), nl=False)
+
+
+@config_app.command("reference")
+@user_errors
+def config_reference(
+    write: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        help="Rewrite the reference between the markers of this Markdown file (the README) "
+             "instead of printing it.")] = None,
+) -> None:
+    """The config reference (every key, type, default and meaning) as Markdown tables."""
+    from seq2seq_cli.config_docs import reference_markdown, write_reference
+
+    if write is None:
+        typer.echo(reference_markdown(), nl=False)
+    else:
+        changed = write_reference(write)
+        typer.echo(f"{write}: {'updated' if changed else 'already up to date'}")
 
 
 @app.command("inspect-params")

@@ -26,6 +26,8 @@ Paths = str | tuple[str, ...]
 # Data settings that change how the corpus is loaded, never what it holds: a resumed run
 # may change them.
 LOADING_ONLY_DATA_KEYS = ("cache", "workers")
+# How a side's text is cut into units (seq2seq_cli/units.py).
+UNIT_KINDS = ("characters", "symbols")
 
 
 def option(default: Any, help: str, *, min: float | None = None, max: float | None = None,
@@ -77,6 +79,15 @@ class DataConfig:
                         "every load), or a directory. Checked against the corpus files and "
                         "the data settings on every load; rebuilt when they differ.",
                         booleans=("off", "auto"))
+    source_units: str = option("characters", "What one unit of the source is: `characters` "
+                               "(the Keras recipe: every character, spaces included) or "
+                               "`symbols` (tokens separated by whitespace, such as phonemes "
+                               "`k æ t` or tags `V;PST`). Vocabulary, one-hot width, lengths "
+                               "and data.max_source_length count these units.",
+                               choices=UNIT_KINDS)
+    target_units: str = option("characters", "What one unit of the target is (as "
+                               "data.source_units); `symbols` outputs are joined with one "
+                               "space.", choices=UNIT_KINDS)
     workers: int | None = option(None, "Processes that encode the corpus when it is not "
                                  "cached (null: one per core for files of 32 MiB or more).",
                                  min=1)
@@ -119,6 +130,16 @@ class ModelConfig:
                                   "first (Sutskever et al., 2014): the first target characters "
                                   "then depend on the most recently read ones. Helps on "
                                   "fra-eng, hurts on the dates demo; see the README.")
+    embedding_dim: int | None = option(None, "Learned embedding of this size in front of "
+                                       "the encoder and the decoder LSTM instead of the "
+                                       "one-hot input (null: one-hot, the Keras recipe). Makes "
+                                       "the input product independent of the alphabet size.",
+                                       min=1)
+    decoder_units: int | None = option(None, "Units of the decoder LSTM (null: latent_dim, "
+                                       "× 2 with model.bidirectional). Another value puts a "
+                                       "learned bridge (linear + tanh for h, linear for c) "
+                                       "between the encoder's final states and the decoder's "
+                                       "initial states.", min=1)
     init: str = option("keras", "Initial weights. `keras`: as the Keras recipe's layers "
                        "(Glorot-uniform input and dense weights, orthogonal recurrent weights, "
                        "zero biases except 1 for the forget gate); `pytorch`: PyTorch's "
@@ -138,8 +159,17 @@ class TrainConfig:
                                      "(null: no clipping).", min=0.0)
     lr_schedule: str = option("none", "`plateau` multiplies the learning rate by lr_factor "
                               "when the select_by metric has not improved for lr_patience "
-                              "epochs.",
-                              choices=("none", "plateau"))
+                              "validations. `linear`, `cosine` and `inverse_sqrt` change it "
+                              "every step over the run's budget: train.max_steps when set, "
+                              "else train.max_minutes (training time spent over the budget), "
+                              "else train.epochs × batches per epoch; `linear` and `cosine` "
+                              "reach train.min_learning_rate at the end of the budget.",
+                              choices=("none", "plateau", "linear", "cosine", "inverse_sqrt"))
+    warmup_steps: int = option(0, "Steps over which the learning rate rises linearly from 0 "
+                               "to train.learning_rate before the schedule starts (0: none).",
+                               min=0)
+    min_learning_rate: float = option(0.0, "Floor of the linear and cosine schedules, reached "
+                                      "at the end of the budget.", min=0.0)
     lr_factor: float = option(0.5, "Learning-rate factor of the plateau schedule.",
                               min=0.0, below=1.0)
     lr_patience: int = option(2, "Validations (epochs, unless train.validate_every) without "
