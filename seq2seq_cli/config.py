@@ -9,6 +9,7 @@ Python objects.
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -76,7 +77,11 @@ class DataConfig:
     cache: str = option("auto", "Where the encoded corpus is kept so that later runs, "
                         "--resume and inspect-data load it in seconds: `auto` (a directory "
                         "under $XDG_CACHE_HOME or ~/.cache/seq2seq-cli), `off` (encode on "
-                        "every load), or a directory. Checked against the corpus files and "
+                        "every load), or a directory written as a path (`./corpus-store`, "
+                        "`/abs/dir`, `~/dir`; relative to the working directory) or naming "
+                        "an existing directory; any other word is an error, so a typo "
+                        "creates nothing. Everything the store writes (its lock included) "
+                        "stays inside that directory. Checked against the corpus files and "
                         "the data settings on every load; rebuilt when they differ.",
                         booleans=("off", "auto"))
     source_units: str = option("characters", "What one unit of the source is: `characters` "
@@ -445,9 +450,7 @@ def _check_cross_fields(config: Config, source: str) -> None:
     if config.train.init_from == "":
         raise ConfigError(f"{source}: train.init_from = '' is not allowed; give a run "
                           "directory or checkpoint file, or null")
-    if data.cache == "":
-        raise ConfigError(f"{source}: data.cache = '' is not allowed; give auto, off or a "
-                          "directory")
+    _check_cache(data.cache, source)
     for key in ("path", "val_path", "test_path"):
         if getattr(data, key) == "":
             raise ConfigError(f"{source}: data.{key} = '' is not allowed; give a file path"
@@ -464,6 +467,24 @@ def _check_cross_fields(config: Config, source: str) -> None:
     if config.train.max_minutes is not None and not config.train.max_minutes > 0:
         raise ConfigError(f"{source}: train.max_minutes = {config.train.max_minutes:g} is out "
                           "of range; allowed: > 0 (null: no time limit)")
+
+
+def cache_is_path(cache: str) -> bool:
+    """Whether data.cache is written as a path (``./name``, ``/abs``, ``~/x``, ``a/b``)
+    rather than as a bare word."""
+    return cache.startswith(("~", ".")) or "/" in cache or os.sep in cache
+
+
+def _check_cache(cache: str, source: str) -> None:
+    # A bare word must name an existing directory: otherwise a typo (`of` for `off`) would
+    # quietly create a directory of that name wherever the command runs.
+    if cache in ("auto", "off") or (cache and cache_is_path(cache)):
+        return
+    if cache and "\0" not in cache and Path(cache).is_dir():
+        return
+    raise ConfigError(f"{source}: data.cache = {cache!r} is not allowed; give auto, off, a "
+                      "directory written as a path (./name, /absolute/dir, ~/dir) or an "
+                      "existing directory")
 
 
 def _check_attention_options(model: ModelConfig, source: str) -> None:

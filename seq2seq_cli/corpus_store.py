@@ -10,7 +10,10 @@ one node (torchrun) share one copy in memory.
 
 ``data.cache: auto`` keeps stores under ``$XDG_CACHE_HOME/seq2seq-cli/corpora`` (or
 ``~/.cache/...``), one per corpus and encoding; a path keeps it there; ``off`` encodes into
-memory every time.
+memory every time. Everything a store needs stays inside its directory: the lock
+(``.lock``) and the staging directory a build writes before its files are moved into place,
+so nothing is ever created beside a directory the user named. Stores of the older layout
+(the lock beside the directory) are read as they are.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ from seq2seq_cli.errors import DataError
 
 STORE_FORMAT = 1
 MANIFEST = "manifest.json"
+LOCK = ".lock"
+STAGING_PREFIX = ".building-"
 SIDES = ("source", "target")
 PARALLEL_MIN_BYTES = 32 << 20  # smaller files encode faster than worker processes start
 MAX_AUTO_WORKERS = 8
@@ -58,12 +63,16 @@ Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
 
 @dataclass(frozen=True)
 class EncodedSide:
-    """One side of every kept pair, in file order: flat codes plus offsets."""
+    """One side of every kept pair, in file order: flat codes plus offsets.
 
-    codes: np.ndarray  # (characters,) uint8/uint16/uint32, an index into `characters`
+    A code stands for one unit of the side: a character, or a whole symbol where
+    ``units`` is ``symbols`` (data.source_units / data.target_units)."""
+
+    codes: np.ndarray  # (units,) uint8/uint16/uint32, an index into `characters`
     offsets: np.ndarray  # (pairs + 1,) int64; pair i is codes[offsets[i]:offsets[i + 1]]
-    characters: tuple[str, ...]  # sorted
+    characters: tuple[str, ...]  # the sorted units (characters, or symbols)
     counts: np.ndarray  # (len(characters),) int64 occurrences in the whole corpus
+    units: str = "characters"  # what a code stands for (seq2seq_cli/units.py)
 
     def lengths(self, rows: np.ndarray | None = None) -> np.ndarray:
         if rows is None:
@@ -180,33 +189,50 @@ class _Usable:
 
 @contextlib.contextmanager
 def _locked(store: Path) -> Iterator[_Usable]:
-    """Hold ``<store>.lock``: one process builds while the others (torchrun ranks) wait."""
+    """Hold ``<store>/.lock``: one process builds while the others (torchrun ranks) wait.
+
+    The lock lives inside the store directory, so nothing is ever created beside a
+    directory the user named. A directory made here and left without a store (the build
+    failed) is removed again."""
+    created = not store.exists()
     try:
-        store.parent.mkdir(parents=True, exist_ok=True)
         _check_store_path(store)
-        lock_path = store.with_name(store.name + ".lock")
+        store.mkdir(parents=True, exist_ok=True)
+        lock_path = store / LOCK
         lock_path.touch()
     except OSError as exc:
         yield _Usable(f"cannot write {store.parent}: {exc.strerror or exc}")
         return
-    with open(lock_path, "rb") as handle:
-        try:
-            import fcntl
-        except ImportError:  # no advisory locks on this platform: builds may race
+    try:
+        with open(lock_path, "rb") as handle:
+            try:
+                import fcntl
+            except ImportError:  # no advisory locks on this platform: builds may race
+                yield _Usable()
+                return
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
             yield _Usable()
-            return
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        yield _Usable()
+    finally:
+        if created and not (store / MANIFEST).exists():
+            with contextlib.suppress(OSError):
+                lock_path.unlink()
+                store.rmdir()  # only when nothing else is in it
 
 
 def _check_store_path(store: Path) -> None:
     """A data.cache directory that holds something else is never written into."""
     if store.exists() and not store.is_dir():
         raise DataError(f"data.cache: {store} exists and is not a directory")
-    if store.is_dir() and any(store.iterdir()) and not (store / MANIFEST).exists():
+    if store.is_dir() and not (store / MANIFEST).exists() and any(
+            not _is_store_bookkeeping(entry.name) for entry in store.iterdir()):
         raise DataError(f"data.cache: {store} is a directory that holds no corpus store "
                         f"({MANIFEST} is missing); choose another directory (nothing in it "
                         "was changed)")
+
+
+def _is_store_bookkeeping(name: str) -> bool:
+    """The lock, and what an interrupted build may have left."""
+    return name == LOCK or name.startswith(STAGING_PREFIX)
 
 
 # ---------------------------------------------------------------- checking a store
@@ -264,7 +290,8 @@ def _open_side(directory: Path, side: str, meta: dict, *, mmap: bool) -> Encoded
     codes = array("codes", meta["dtype"], meta["total"])
     offsets = array("offsets", "int64", meta["pairs"] + 1)
     return EncodedSide(codes, offsets, tuple(meta["characters"]),
-                       np.asarray(meta["counts"], dtype=np.int64))
+                       np.asarray(meta["counts"], dtype=np.int64),
+                       meta.get("units", "characters"))
 
 
 # ---------------------------------------------------------------- building a store
@@ -272,25 +299,32 @@ def _open_side(directory: Path, side: str, meta: dict, *, mmap: bool) -> Encoded
 
 def _build_store(config: DataConfig, files: list[Path], identity: list[dict], key: dict,
                  store: Path, progress: Progress | None) -> int:
-    staging = store.with_name(f".{store.name}.{secrets.token_hex(4)}.tmp")
+    for leftover in store.glob(f"{STAGING_PREFIX}*"):  # we hold the lock: nobody builds
+        shutil.rmtree(leftover, ignore_errors=True)
+    staging = store / f"{STAGING_PREFIX}{secrets.token_hex(4)}"
     staging.mkdir()
     try:
         workers, manifest = _encode(config, files, identity, staging, progress)
         manifest["key"] = key
         atomic_write(staging / MANIFEST, lambda handle: handle.write(
             json.dumps(manifest, ensure_ascii=False).encode("utf-8")))
-        _replace_directory(staging, store)
+        _install(staging, store)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return workers
 
 
-def _replace_directory(new: Path, old: Path) -> None:
-    retired = old.with_name(f".{old.name}.{secrets.token_hex(4)}.old")
-    if old.exists():
-        old.rename(retired)  # open mappings of the old arrays stay valid
-    new.rename(old)
-    shutil.rmtree(retired, ignore_errors=True)
+def _install(staging: Path, store: Path) -> None:
+    """Move a built store's files into ``store``, the manifest last.
+
+    Without its manifest a store is never used, so a crash half way leaves a store that
+    the next load rebuilds. Open mappings of replaced arrays stay valid (``os.replace``
+    unlinks the old file; its pages live on while mapped)."""
+    (store / MANIFEST).unlink(missing_ok=True)
+    for item in sorted(staging.iterdir()):
+        if item.name != MANIFEST:
+            os.replace(item, store / item.name)
+    os.replace(staging / MANIFEST, store / MANIFEST)
 
 
 def _encode_in_memory(config: DataConfig, files: list[Path], identity: list[dict],
@@ -332,7 +366,8 @@ def _encode(config: DataConfig, files: list[Path], identity: list[dict], directo
             path = directory / f"{side}.{name}"
             manifest["arrays"][path.name] = {"bytes": path.stat().st_size,
                                              "digest": _digest(path)}
-        manifest["sides"][side] = {"characters": list(merged.characters),
+        manifest["sides"][side] = {"units": getattr(settings, f"{side}_units"),
+                                   "characters": list(merged.characters),
                                    "counts": merged.counts.tolist(), "dtype": merged.dtype,
                                    "pairs": merged.pairs, "total": merged.total}
     return workers, manifest

@@ -41,6 +41,16 @@ def corpus_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory,
     return cache
 
 
+@pytest.fixture(autouse=True)
+def work_in_tmp(tmp_path_factory: pytest.TempPathFactory,
+                monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test (and every process it starts) runs in an empty directory of its own, so a
+    relative path a test or a fuzzed config names can never land in the source tree."""
+    workdir = tmp_path_factory.mktemp("cwd")
+    monkeypatch.chdir(workdir)
+    return workdir
+
+
 @pytest.fixture
 def toy_corpus(tmp_path: Path) -> Path:
     return write_tsv(tmp_path / "toy.tsv", TOY_PAIRS)
