@@ -223,7 +223,10 @@ class TrainConfig:
     plot: bool = option(True, "Rewrite curves.png (loss and accuracy per epoch) after every "
                         "epoch; needs the `plot` extra (matplotlib), skipped without it.")
     seed: int = option(42, "Seed of initialisation, dropout and batch order.", min=0)
-    threads: int | None = option(None, "CPU threads per process (null: cores / processes).",
+    threads: int | None = option(None, "CPU threads per process (null: the idle cores, i.e. "
+                                 "the cores less the one-minute load average, at least 1, "
+                                 "shared among processes: a thread that shares its core "
+                                 "with another job slows every step).",
                                  min=1)
     precision: str = option("fp32", "Arithmetic: bf16 uses autocast on CPU and CUDA; fp16 "
                             "only on CUDA.", choices=("fp32", "bf16", "fp16"))
@@ -464,6 +467,7 @@ def _check_cross_fields(config: Config, source: str) -> None:
                           "set model.num_layers >= 2 or model.dropout = 0, or use "
                           "model.output_dropout, which acts with one layer")
     _check_attention_options(config.model, source)
+    _check_decoder_units(config.model, source)
     if config.train.max_minutes is not None and not config.train.max_minutes > 0:
         raise ConfigError(f"{source}: train.max_minutes = {config.train.max_minutes:g} is out "
                           "of range; allowed: > 0 (null: no time limit)")
@@ -499,6 +503,16 @@ def _check_attention_options(model: ModelConfig, source: str) -> None:
                           f"{model.encoder_output_dropout:g} has no effect with "
                           "model.attention = 'none' (only attention reads the encoder "
                           "outputs); use model.output_dropout, or turn attention on")
+
+
+def _check_decoder_units(model: ModelConfig, source: str) -> None:
+    encoder_width = model.latent_dim * (2 if model.bidirectional else 1)
+    if model.attention != "dot" or model.decoder_units in (None, encoder_width):
+        return
+    raise ConfigError(f"{source}: model.attention = 'dot' needs the decoder as wide as the "
+                      f"encoder's outputs ({encoder_width}), but model.decoder_units = "
+                      f"{model.decoder_units}; use model.attention = general or additive "
+                      "(they project the encoder outputs), or model.decoder_units = null")
 
 
 def _split_override(override: str) -> tuple[str, str, str]:
