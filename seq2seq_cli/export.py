@@ -12,6 +12,7 @@ EXPORT_DIR/decoder_step.onnx  one-hot tokens (N, Ft), h, c [, feed (N, D)]
                               [, keys, values (N, S, D), mask (N, S)] → log-probs (N, Ft),
                               h, c [, feed] [, attention (N, S)]
 EXPORT_DIR/model.json         vocabularies, normalisation, lengths, model settings
+                              and the size and SHA-256 of every other file
 EXPORT_DIR/seq2seq_onnx.py    greedy and beam search on the graphs (numpy + onnxruntime)
 EXPORT_DIR/README.md
 ```
@@ -164,9 +165,11 @@ def _write_onnx(trained: TrainedModel, directory: Path) -> None:
                  for name in ("keys", "values", "mask", "attention")}
     _export(_DecoderStepGraph(model), tuple(inputs), directory / "decoder_step.onnx", names,
             outputs, axes)
-    _write_json(directory / "model.json", _description(trained))
     shutil.copyfile(RUNNER, directory / "seq2seq_onnx.py")
     _write_text(directory / "README.md", _readme(trained))
+    # Last, with the size and SHA-256 of every other file: the runner refuses a damaged one.
+    _write_json(directory / "model.json", {**_description(trained),
+                                           "files": _file_records(directory)})
 
 
 def _export(module: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path,
@@ -187,6 +190,9 @@ def _description(trained: TrainedModel) -> dict:
         "format": EXPORT_FORMAT, "format_version": EXPORT_VERSION, "tool_version": __version__,
         "vocabularies": trained.vocabs.to_dict(),
         "normalization": data.normalization, "lowercase": data.lowercase,
+        # characters, or symbols (whitespace-separated in, joined with one space out);
+        # an export without these keys is of characters.
+        "source_units": data.source_units, "target_units": data.target_units,
         "max_source_length": trained.max_source_length,
         "max_target_length": trained.max_target_length,
         "default_max_length": default_max_length(trained.max_target_length),
@@ -194,6 +200,13 @@ def _description(trained: TrainedModel) -> dict:
         "num_layers": model.num_layers, "units": trained.model.units,
         "epoch": trained.epoch,
     }
+
+
+def _file_records(directory: Path) -> dict[str, dict]:
+    from seq2seq_cli.onnx_runner import DESCRIPTION, file_record  # needs onnxruntime
+
+    return {path.name: file_record(path) for path in sorted(directory.iterdir())
+            if path.is_file() and path.name != DESCRIPTION}
 
 
 def _write_json(path: Path, document: dict) -> None:
@@ -214,9 +227,12 @@ Exported from `{trained.path}` (epoch {trained.epoch}; {kind}) by seq2seq-cli {_
 - `encoder.onnx`: one-hot sources of one length, (batch, length,
   {trained.vocabs.source.num_features}) float32, to the decoder's initial state (and, with
   attention, the memory it attends to).
-- `decoder_step.onnx`: one decoder step: log-probabilities of the next character.
+- `decoder_step.onnx`: one decoder step: log-probabilities of the next
+  {trained.vocabs.target.units[:-1]}.
 - `model.json`: vocabularies (token id = position; ids 0-3 are PAD, BOS, EOS, UNK; one-hot
-  column = id - 1), the normalisation applied to inputs, lengths and model settings.
+  column = id - 1), the normalisation applied to inputs, the units of each side
+  (`source_units`: {trained.vocabs.source.units}, `target_units`:
+  {trained.vocabs.target.units}), lengths and model settings.
 - `seq2seq_onnx.py`: greedy and beam search with numpy and onnxruntime only.
 
 Run it where only `pip install onnxruntime numpy` is installed:

@@ -5,7 +5,8 @@ deployment needs the directory and ``pip install onnxruntime numpy``, nothing el
 PyTorch, no seq2seq-cli). It imports nothing but the standard library, numpy and
 onnxruntime, and repeats the search of ``seq2seq_cli/decode.py`` on the exported graphs:
 the same grouping of sources by length, the same greedy and beam search, the same scores
-(length-normalised log-probabilities, EOS counted).
+(length-normalised log-probabilities, EOS counted), and the same units of text as
+``seq2seq_cli/units.py`` (``split_units`` and ``join_units`` below are its copy).
 
     python seq2seq_onnx.py EXPORT_DIR "text" ... [--beam-size K] [--n-best N]
 """
@@ -13,6 +14,7 @@ the same grouping of sources by length, the same greedy and beam search, the sam
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import unicodedata
@@ -26,6 +28,28 @@ PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(4)
 SPECIALS = 4
 EXPORT_FORMAT = "seq2seq-cli onnx export"
 SUPPORTED_VERSION = 1
+CHARACTERS = "characters"  # what an export without source_units / target_units holds
+
+
+def split_units(text: str, kind: str) -> list[str]:
+    """Characters, or whitespace-separated symbols (as seq2seq_cli/units.py)."""
+    return list(text) if kind == CHARACTERS else text.split()
+
+
+def join_units(units: list[str], kind: str) -> str:
+    """Characters end to end, symbols with one space between (as seq2seq_cli/units.py)."""
+    return "".join(units) if kind == CHARACTERS else " ".join(units)
+DESCRIPTION = "model.json"
+GRAPHS = ("encoder.onnx", "decoder_step.onnx")
+# The keys of model.json the runner reads, and their JSON types.
+REQUIRED_KEYS = {"vocabularies": dict, "normalization": str, "lowercase": bool,
+                 "default_max_length": int, "attention": str, "input_feeding": bool}
+AGAIN = "export the model again (seq2seq export)"
+
+
+class ExportError(ValueError):
+    """An export directory that is damaged, truncated or incomplete: one line naming the
+    file."""
 
 
 @dataclass(frozen=True)
@@ -40,24 +64,21 @@ class OnnxTranslator:
         self.source_tokens = description["vocabularies"]["source"]
         self.target_tokens = description["vocabularies"]["target"]
         self._source_index = {t: i for i, t in enumerate(self.source_tokens)}
+        self.source_units = description.get("source_units", CHARACTERS)
+        self.target_units = description.get("target_units", CHARACTERS)
         options = onnxruntime.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        self.encoder = onnxruntime.InferenceSession(str(directory / "encoder.onnx"), options)
-        self.decoder = onnxruntime.InferenceSession(str(directory / "decoder_step.onnx"),
-                                                    options)
+        self.encoder = _session(directory / "encoder.onnx", options)
+        self.decoder = _session(directory / "decoder_step.onnx", options)
         self.attention = description["attention"] != "none"
         self.input_feeding = bool(description["input_feeding"])
 
     @classmethod
     def load(cls, directory: str | Path, threads: int | None = None) -> OnnxTranslator:
+        """Check the export (ExportError when damaged) and open its graphs."""
         directory = Path(directory)
-        description = json.loads((directory / "model.json").read_text(encoding="utf-8"))
-        if description.get("format") != EXPORT_FORMAT or \
-                description.get("format_version") != SUPPORTED_VERSION:
-            raise ValueError(f"{directory}: not a seq2seq-cli ONNX export of version "
-                             f"{SUPPORTED_VERSION}")
-        return cls(directory, description, threads)
+        return cls(directory, read_description(directory), threads)
 
     # ------------------------------------------------------------ text
 
@@ -73,7 +94,7 @@ class OnnxTranslator:
         if not 1 <= n_best <= beam_size:
             raise ValueError(f"n_best = {n_best}: must be between 1 and beam_size")
         max_length = max_length or self.description["default_max_length"]
-        sources = [self.normalise(text) for text in texts]
+        sources = [split_units(self.normalise(text), self.source_units) for text in texts]
         results = [[Hypothesis("", 0.0)] for _ in sources]
         order = sorted((i for i, s in enumerate(sources) if s), key=lambda i: len(sources[i]))
         for start in range(0, len(order), batch_size):
@@ -96,19 +117,19 @@ class OnnxTranslator:
                 out.append(self.target_tokens[i])
             elif i == UNK_ID:
                 out.append("\N{REPLACEMENT CHARACTER}")
-        return "".join(out)
+        return join_units(out, self.target_units)
 
     # ------------------------------------------------------------ graphs
 
-    def _encode(self, sources: list[str]) -> dict[str, np.ndarray]:
-        """Decoder inputs for the sources, in order: each group of one length encoded
-        unpadded, then the memory right-padded and masked."""
+    def _encode(self, sources: list[list[str]]) -> dict[str, np.ndarray]:
+        """Decoder inputs for the sources (each a list of units), in order: each group of
+        one length encoded unpadded, then the memory right-padded and masked."""
         lengths = np.array([len(s) for s in sources])
         width = len(self.source_tokens) - 1
         parts, rows = [], []
         for length in np.unique(lengths):
             group = np.flatnonzero(lengths == length)
-            ids = np.array([[self._source_index.get(ch, UNK_ID) for ch in sources[i]]
+            ids = np.array([[self._source_index.get(unit, UNK_ID) for unit in sources[i]]
                             for i in group])  # (n, S)
             one_hot = np.zeros((*ids.shape, width), dtype=np.float32)  # (n, S, Fs)
             np.put_along_axis(one_hot, ids[:, :, None] - 1, 1.0, axis=2)
@@ -209,6 +230,93 @@ class OnnxTranslator:
                 for done in finished]
 
 
+# ---------------------------------------------------------------- integrity
+
+
+def file_record(path: Path) -> dict:
+    """What model.json records of each other file of the export."""
+    data = path.read_bytes()
+    return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def read_description(directory: Path) -> dict:
+    """model.json, once it and every file it records are whole (ExportError otherwise)."""
+    path = directory / DESCRIPTION
+    try:
+        description = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ExportError(f"{path}: not found; give the directory that seq2seq export "
+                          "wrote") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ExportError(f"{path}: cannot be read ({exc}); {AGAIN}") from None
+    except json.JSONDecodeError as exc:
+        raise ExportError(f"{path}: not valid JSON ({exc}); the export is damaged: "
+                          f"{AGAIN}") from None
+    if not isinstance(description, dict) or description.get("format") != EXPORT_FORMAT or \
+            description.get("format_version") != SUPPORTED_VERSION:
+        raise ExportError(f"{path}: not a seq2seq-cli ONNX export of version "
+                          f"{SUPPORTED_VERSION}")
+    for key, kind in REQUIRED_KEYS.items():
+        if not isinstance(description.get(key), kind):
+            raise ExportError(f"{path}: the key {key!r} is missing or not a "
+                              f"{kind.__name__}; the export is incomplete: {AGAIN}")
+    vocabularies = description["vocabularies"]
+    for side in ("source", "target"):
+        tokens = vocabularies.get(side)
+        if not isinstance(tokens, list) or len(tokens) <= SPECIALS or \
+                not all(isinstance(t, str) for t in tokens):
+            raise ExportError(f"{path}: the key 'vocabularies.{side}' is missing or not a "
+                              f"list of tokens; the export is incomplete: {AGAIN}")
+    _check_files(directory, description)
+    return description
+
+
+def _check_files(directory: Path, description: dict) -> None:
+    """Every file model.json records has its size and SHA-256. Exports written before the
+    records existed have none: their graphs are still checked when onnxruntime opens them."""
+    records = description.get("files", {})
+    path = directory / DESCRIPTION
+    if not isinstance(records, dict) or not all(
+            isinstance(r, dict) and isinstance(r.get("size"), int)
+            and isinstance(r.get("sha256"), str) for r in records.values()):
+        raise ExportError(f"{path}: the key 'files' is not a record of sizes and SHA-256 "
+                          f"digests; the export is damaged: {AGAIN}")
+    if "files" in description and not set(GRAPHS) <= set(records):
+        missing = sorted(set(GRAPHS) - set(records))[0]
+        raise ExportError(f"{path}: records no {missing}; the export is incomplete: {AGAIN}")
+    for name, record in sorted(records.items()):
+        if Path(name).name != name or name in ("", ".", ".."):
+            raise ExportError(f"{path}: records the file {name!r}, which is not a name in "
+                              f"the export directory; the export is damaged: {AGAIN}")
+        try:
+            found = file_record(directory / name)
+        except FileNotFoundError:
+            raise ExportError(f"{directory / name}: missing; the export is incomplete: "
+                              f"{AGAIN}") from None
+        except OSError as exc:
+            raise ExportError(f"{directory / name}: cannot be read ({exc.strerror}); "
+                              f"{AGAIN}") from None
+        if found["size"] != record["size"]:
+            raise ExportError(f"{directory / name}: {found['size']:,} bytes where "
+                              f"{DESCRIPTION} records {record['size']:,}; the file is "
+                              f"truncated or was changed: {AGAIN}")
+        if found["sha256"] != record["sha256"]:
+            raise ExportError(f"{directory / name}: its SHA-256 differs from the one "
+                              f"{DESCRIPTION} records; the file is damaged or was changed: "
+                              f"{AGAIN}")
+
+
+def _session(path: Path, options: onnxruntime.SessionOptions) -> onnxruntime.InferenceSession:
+    if not path.is_file():
+        raise ExportError(f"{path}: missing; the export is incomplete: {AGAIN}")
+    try:
+        return onnxruntime.InferenceSession(str(path), options)
+    except Exception as exc:  # onnxruntime's errors share no base class but Exception
+        detail = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise ExportError(f"{path}: onnxruntime cannot load it ({detail}); the file is "
+                          f"damaged: {AGAIN}") from None
+
+
 def _padded(parts: list[np.ndarray], longest: int) -> np.ndarray:
     return np.concatenate([np.pad(p, ((0, 0), (0, longest - p.shape[1]), (0, 0)))
                            for p in parts])
@@ -229,7 +337,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--length-penalty", type=float, default=1.0)
     parser.add_argument("--max-length", type=int, default=None)
     args = parser.parse_args(argv)
-    translator = OnnxTranslator.load(args.directory)
+    try:
+        translator = OnnxTranslator.load(args.directory)
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     texts = args.texts or [line.rstrip("\n") for line in sys.stdin]
     for found in translator.translate(texts, beam_size=args.beam_size, n_best=args.n_best,
                                       length_penalty=args.length_penalty,
