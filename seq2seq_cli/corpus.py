@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from seq2seq_cli import units
 from seq2seq_cli.config import DataConfig
 from seq2seq_cli.corpus_store import (
     EncodedCorpus,
@@ -71,8 +72,9 @@ class Corpus:
 
     def vocabularies(self) -> Vocabularies:
         """Vocabularies of the training split only, so evaluation never leaks into them."""
-        return Vocabularies(*(Vocabulary(SPECIALS + characters)
-                              for characters in self._train_characters()))
+        return Vocabularies(*(Vocabulary(SPECIALS + found, side.units) for found, side in
+                              zip(self._train_characters(), (self.encoded.source,
+                                                             self.encoded.target))))
 
     def train_pairs(self, vocabs: Vocabularies) -> EncodedPairs:
         """The training rows as EncodedPairs, sharing the encoded corpus's code arrays."""
@@ -80,7 +82,7 @@ class Corpus:
                             _rows_as_texts(self.encoded.target, self.train_rows, vocabs.target))
 
     def unseen_characters(self, vocabs: Vocabularies) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """Characters of the training split that ``vocabs`` (inherited) lack, per side."""
+        """Units of the training split that ``vocabs`` (inherited) lack, per side."""
         source, target = self._train_characters()
         return (tuple(ch for ch in source if ch not in vocabs.source.tokens),
                 tuple(ch for ch in target if ch not in vocabs.target.tokens))
@@ -178,7 +180,10 @@ def _split_size(total: int, fraction: float) -> int:
 def _read_held_out(config: DataConfig, key: str) -> list[Pair]:
     result = read_pairs(getattr(config, key), skip_malformed=config.skip_malformed,
                         key=f"data.{key}")
-    return [(normalize_text(s, config), normalize_text(t, config)) for s, t in result.pairs]
+    # Symbols as the model writes them (one space between), so scores compare units.
+    return [(units.canonical(normalize_text(s, config), config.source_units),
+             units.canonical(normalize_text(t, config), config.target_units))
+            for s, t in result.pairs]
 
 
 # ---------------------------------------------------------------- rows of the encoded corpus
@@ -200,6 +205,8 @@ def _gather(side: EncodedSide, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def _decode(side: EncodedSide, rows: np.ndarray) -> list[str]:
+    if side.units != units.CHARACTERS:
+        return _decode_units(side, rows)
     code_points = np.array([ord(ch) for ch in side.characters], dtype="<u4")
     texts: list[str] = []
     for step in range(0, len(rows), ROWS_PER_STEP):
@@ -207,6 +214,18 @@ def _decode(side: EncodedSide, rows: np.ndarray) -> list[str]:
         joined = code_points[codes].tobytes().decode("utf-32-le", "surrogatepass")
         ends = np.cumsum(lengths).tolist()
         texts.extend(joined[a:b] for a, b in zip([0] + ends[:-1], ends))
+    return texts
+
+
+def _decode_units(side: EncodedSide, rows: np.ndarray) -> list[str]:
+    """Rows as text, their units joined as ``units.join`` does (symbols: one space)."""
+    texts: list[str] = []
+    for step in range(0, len(rows), ROWS_PER_STEP):
+        codes, lengths = _gather(side, rows[step:step + ROWS_PER_STEP])
+        found = [side.characters[code] for code in codes.tolist()]
+        ends = np.cumsum(lengths).tolist()
+        texts.extend(units.join(found[a:b], side.units)
+                     for a, b in zip([0] + ends[:-1], ends))
     return texts
 
 
@@ -219,9 +238,9 @@ def _occurrences(side: EncodedSide, rows: np.ndarray) -> np.ndarray:
 
 
 def _rows_as_texts(side: EncodedSide, rows: np.ndarray, vocab: Vocabulary) -> EncodedTexts:
-    # Corpus code → vocabulary id; characters the vocabulary lacks (only in held-out
-    # pairs, or new to an inherited vocabulary) read as UNK, as Vocabulary.encode does.
-    id_of_code = np.array(vocab.encode("".join(side.characters)), dtype=np.int64)
+    # Corpus code → vocabulary id; units the vocabulary lacks (only in held-out pairs, or
+    # new to an inherited vocabulary) read as UNK, as Vocabulary.encode does.
+    id_of_code = np.array(vocab.ids_of(side.characters), dtype=np.int64)
     return EncodedTexts(side.codes, side.offsets, rows,
                         id_of_code if len(id_of_code) else np.full(1, UNK_ID))
 
@@ -289,13 +308,14 @@ def _text_fingerprints(side: EncodedSide, texts: list[str]) -> np.ndarray:
 
 
 def _text_codes(side: EncodedSide, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Texts in the corpus's codes, end to end, and their lengths; a character the corpus
-    lacks gets len(characters), a code no corpus text contains."""
-    code_of = {ch: i for i, ch in enumerate(side.characters)}
+    """Texts in the corpus's codes, end to end, and their lengths in units; a unit the
+    corpus lacks gets len(characters), a code no corpus text contains."""
+    code_of = {unit: i for i, unit in enumerate(side.characters)}
     missing = len(side.characters)
-    codes = np.array([code_of.get(ch, missing) for text in texts for ch in text],
+    split = [units.split(text, side.units) for text in texts]
+    codes = np.array([code_of.get(unit, missing) for found in split for unit in found],
                      dtype=np.uint64)
-    return codes, np.array([len(text) for text in texts], dtype=np.int64)
+    return codes, np.array([len(found) for found in split], dtype=np.int64)
 
 
 def _polynomial(codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:

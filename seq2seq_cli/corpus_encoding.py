@@ -1,20 +1,23 @@
-"""Corpus files → flat character-code arrays in one streaming pass, across processes.
+"""Corpus files → flat unit-code arrays in one streaming pass, across processes.
 
 Every line is read, checked, normalised and length-filtered exactly as ``data.read_pairs``
 and ``data.normalize_text`` treat one pair, but no Python string outlives its block of
-lines: each side becomes one flat array of character codes plus the length of every pair.
+lines: each side becomes one flat array of unit codes plus the length of every pair in
+units. A unit is a character, or a whitespace-separated symbol where data.source_units /
+data.target_units say ``symbols`` (``seq2seq_cli/units.py``).
 Large files are cut at line boundaries into byte ranges that worker processes encode at
 the same time (``encode_part``); ``merge_parts`` joins their parts into one code space,
-the sorted characters of the whole corpus, so the result does not depend on how many
+the sorted units of the whole corpus, so the result does not depend on how many
 processes made it.
 
 A part is a few files in a directory: ``<part>.source`` and ``<part>.target`` (raw
 little-endian codes of that part's own code space), ``<part>.lengths.npy`` and
-``<part>.json`` (its characters and line counts).
+``<part>.json`` (its units, under the key ``characters``, and line counts).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -22,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from seq2seq_cli import units
 from seq2seq_cli.config import DataConfig
 from seq2seq_cli.data import BYTE_ORDER_MARK, normalize_text, parse_line
 
@@ -40,11 +44,14 @@ class EncodingSettings:
     skip_malformed: bool
     max_source_length: int | None
     max_target_length: int | None
+    source_units: str = units.CHARACTERS
+    target_units: str = units.CHARACTERS
 
     @classmethod
     def from_config(cls, config: DataConfig) -> EncodingSettings:
         return cls(config.normalization, config.lowercase, config.num_samples,
-                   config.skip_malformed, config.max_source_length, config.max_target_length)
+                   config.skip_malformed, config.max_source_length, config.max_target_length,
+                   config.source_units, config.target_units)
 
 
 @dataclass
@@ -107,17 +114,46 @@ def byte_ranges(path: Path, size: int, pieces: int) -> list[ByteRange]:
 
 @dataclass
 class _SideWriter:
-    """Appends one side's characters as codes; a code is the order of first appearance."""
+    """Appends one side's units as codes; a code is the order of first appearance.
+
+    ``characters`` lists the units by code: characters, or whole symbols."""
 
     path: Path
+    kind: str = units.CHARACTERS
     code_of: np.ndarray = field(default_factory=lambda: np.full(UNICODE_SIZE, -1, np.int32))
+    symbol_code: dict[str, int] = field(default_factory=dict)
     characters: list[str] = field(default_factory=list)
     dtype: type = np.uint16
 
     def __post_init__(self) -> None:
         self.handle = open(self.path, "wb")  # noqa: SIM115 (open until close())
 
-    def write(self, joined: str) -> None:
+    def cut(self, texts: list[str]) -> tuple[list, np.ndarray]:
+        """Each text as this side's units (the string itself for characters, a list of
+        symbols for symbols) and (texts,) int32 its length in units."""
+        pieces = texts if self.kind == units.CHARACTERS else [
+            units.split(text, self.kind) for text in texts]
+        return pieces, np.fromiter(map(len, pieces), dtype=np.int32, count=len(pieces))
+
+    def write(self, pieces: list) -> None:
+        """Append the units of ``pieces`` (as ``cut`` made them), text after text."""
+        if self.kind == units.CHARACTERS:
+            self._write_characters("".join(pieces))
+        else:
+            self._write_symbols([symbol for piece in pieces for symbol in piece])
+
+    def _write_symbols(self, symbols: list[str]) -> None:
+        code_of = self.symbol_code
+        known = len(code_of)
+        codes = np.fromiter((code_of.setdefault(symbol, len(code_of)) for symbol in symbols),
+                            dtype=np.int64, count=len(symbols))  # (symbols,)
+        if len(code_of) > known:  # a dict keeps insertion order: codes in order of appearance
+            self.characters.extend(itertools.islice(code_of, known, None))
+            if len(self.characters) > np.iinfo(self.dtype).max + 1:
+                self._widen()
+        self.handle.write(codes.astype(self.dtype).tobytes())
+
+    def _write_characters(self, joined: str) -> None:
         code_points = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"),
                                     dtype="<u4")  # (characters,)
         codes = self.code_of[code_points]
@@ -132,7 +168,7 @@ class _SideWriter:
         self.handle.write(codes.astype(self.dtype).tobytes())
 
     def _widen(self) -> None:
-        # More than 65,536 distinct characters in one part: rare, so rewrite what is there.
+        # More than 65,536 distinct units in one part: rare, so rewrite what is there.
         self.handle.close()
         written = np.fromfile(self.path, dtype=self.dtype)
         self.dtype = np.uint32
@@ -153,7 +189,8 @@ def encode_part(part: ByteRange, settings: EncodingSettings, out: Path,
     unless data.skip_malformed is set.
     """
     counts = LineCounts()
-    sides = (_SideWriter(out.with_suffix(".source")), _SideWriter(out.with_suffix(".target")))
+    sides = (_SideWriter(out.with_suffix(".source"), settings.source_units),
+             _SideWriter(out.with_suffix(".target"), settings.target_units))
     lengths: list[np.ndarray] = []
     try:
         with open(part.path, "rb") as handle:
@@ -234,11 +271,10 @@ def _read_unusual_line(raw: bytes, part: ByteRange, counts: LineCounts, skip_mal
 
 def _encode_pairs(pairs: list[tuple[str, str]], sides: tuple[_SideWriter, _SideWriter],
                   counts: LineCounts, settings: EncodingSettings) -> np.ndarray:
-    """Normalise, length-filter and append a block's pairs; (2, kept) int32 lengths."""
-    sources = _normalize_all([s for s, _ in pairs], settings)
-    targets = _normalize_all([t for _, t in pairs], settings)
-    source_lengths = np.fromiter(map(len, sources), dtype=np.int32, count=len(sources))
-    target_lengths = np.fromiter(map(len, targets), dtype=np.int32, count=len(targets))
+    """Normalise, length-filter and append a block's pairs; (2, kept) int32 lengths in
+    units."""
+    sources, source_lengths = sides[0].cut(_normalize_all([s for s, _ in pairs], settings))
+    targets, target_lengths = sides[1].cut(_normalize_all([t for _, t in pairs], settings))
     source_ok = (np.ones(len(pairs), bool) if settings.max_source_length is None
                  else source_lengths <= settings.max_source_length)
     target_ok = (np.ones(len(pairs), bool) if settings.max_target_length is None
@@ -249,8 +285,8 @@ def _encode_pairs(pairs: list[tuple[str, str]], sides: tuple[_SideWriter, _SideW
     if not keep.all():
         sources = [s for s, k in zip(sources, keep.tolist()) if k]
         targets = [t for t, k in zip(targets, keep.tolist()) if k]
-    sides[0].write("".join(sources))
-    sides[1].write("".join(targets))
+    sides[0].write(sources)
+    sides[1].write(targets)
     return np.stack([source_lengths[keep], target_lengths[keep]])  # (2, kept)
 
 
@@ -271,16 +307,16 @@ def _normalize_all(texts: list[str], settings: EncodingSettings) -> list[str]:
 
 @dataclass(frozen=True)
 class MergedSide:
-    characters: tuple[str, ...]  # sorted; a code is an index into it
-    counts: np.ndarray  # (characters,) int64 occurrences in the whole corpus
+    characters: tuple[str, ...]  # the sorted units; a code is an index into it
+    counts: np.ndarray  # (units,) int64 occurrences in the whole corpus
     dtype: str
     pairs: int
-    total: int  # characters in all pairs
+    total: int  # units in all pairs
 
 
 def merge_parts(parts: list[Path], out: Path) -> tuple[MergedSide, MergedSide, LineCounts]:
     """Join the parts (in order) into ``source.codes`` / ``target.codes`` (codes of the
-    sorted characters of the whole corpus) and ``{side}.offsets`` in directory ``out``."""
+    sorted units of the whole corpus) and ``{side}.offsets`` in directory ``out``."""
     summaries = [json.loads(p.with_suffix(".json").read_text(encoding="utf-8")) for p in parts]
     counts = LineCounts()
     for summary in summaries:

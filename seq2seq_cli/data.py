@@ -11,11 +11,13 @@ import functools
 import json
 import stat
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from seq2seq_cli import units as text_units  # `units` is a Vocabulary field
 from seq2seq_cli.config import DataConfig
 from seq2seq_cli.errors import DataError
 
@@ -31,24 +33,29 @@ Pair = tuple[str, str]
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """Characters of one side of the corpus, after the four reserved symbols.
+    """Units of one side of the corpus (characters or symbols, as ``units`` says), after
+    the four reserved symbols.
 
     One-hot vectors have ``num_features = len(tokens) - 1`` columns: every token except
     PAD, so a padded timestep is an all-zero row (token id ``i`` is column ``i - 1``).
     """
 
     tokens: tuple[str, ...]
+    units: str = text_units.CHARACTERS  # how a text is cut into tokens (seq2seq_cli/units.py)
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.tokens[: len(SPECIALS)] != SPECIALS:
             raise DataError(f"vocabulary must start with {SPECIALS}, got {self.tokens[:4]}")
+        if self.units not in text_units.KINDS:
+            raise DataError(f"vocabulary units {self.units!r}: expected one of "
+                            f"{text_units.KINDS}")
         object.__setattr__(self, "_index", {t: i for i, t in enumerate(self.tokens)})
 
     @classmethod
-    def build(cls, texts: list[str]) -> Vocabulary:
-        chars = sorted({ch for text in texts for ch in text})
-        return cls(SPECIALS + tuple(chars))
+    def build(cls, texts: list[str], kind: str = text_units.CHARACTERS) -> Vocabulary:
+        found = sorted({unit for text in texts for unit in text_units.split(text, kind)})
+        return cls(SPECIALS + tuple(found), kind)
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -59,13 +66,22 @@ class Vocabulary:
 
     @property
     def characters(self) -> tuple[str, ...]:
+        """The corpus's units (characters, or symbols), without the reserved ones."""
         return self.tokens[len(SPECIALS):]
 
     def encode(self, text: str) -> list[int]:
-        return [self._index.get(ch, UNK_ID) for ch in text]
+        return self.ids_of(text_units.split(text, self.units))
+
+    def ids_of(self, found: Iterable[str]) -> list[int]:
+        """The token id of each unit; a unit the vocabulary lacks is UNK."""
+        return [self._index.get(unit, UNK_ID) for unit in found]
+
+    def length(self, text: str) -> int:
+        """Units of ``text``: the timesteps its encoding has."""
+        return text_units.length(text, self.units)
 
     def decode(self, ids: list[int]) -> str:
-        """Characters up to the first EOS; reserved symbols other than UNK are dropped."""
+        """Units up to the first EOS, joined; reserved symbols other than UNK are dropped."""
         out = []
         for i in ids:
             if i == EOS_ID:
@@ -74,10 +90,13 @@ class Vocabulary:
                 out.append(self.tokens[i])
             elif i == UNK_ID:
                 out.append("\N{REPLACEMENT CHARACTER}")
-        return "".join(out)
+        return text_units.join(out, self.units)
 
-    def unknown_characters(self, text: str) -> set[str]:
-        return {ch for ch in text if ch not in self._index}
+    def unknown_units(self, text: str) -> set[str]:
+        """Units of ``text`` that the vocabulary lacks (they are read as UNK)."""
+        return {unit for unit in text_units.split(text, self.units) if unit not in self._index}
+
+    unknown_characters = unknown_units  # the name from before symbol units
 
 
 @dataclass(frozen=True)
@@ -89,8 +108,12 @@ class Vocabularies:
         return {"source": list(self.source.tokens), "target": list(self.target.tokens)}
 
     @classmethod
-    def from_dict(cls, payload: dict) -> Vocabularies:
-        return cls(Vocabulary(tuple(payload["source"])), Vocabulary(tuple(payload["target"])))
+    def from_dict(cls, payload: dict, kinds: tuple[str, str] = (
+            text_units.CHARACTERS, text_units.CHARACTERS)) -> Vocabularies:
+        """The saved token lists; ``kinds`` (source, target) come from the config
+        (data.source_units, data.target_units), not from the file."""
+        return cls(Vocabulary(tuple(payload["source"]), kinds[0]),
+                   Vocabulary(tuple(payload["target"]), kinds[1]))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n"
@@ -213,7 +236,7 @@ def normalize_text(text: str, config: DataConfig) -> str:
 
 @dataclass(frozen=True)
 class EncodedTexts:
-    """Texts as rows of one flat code array: a few bytes per character in memory.
+    """Texts as rows of one flat code array: a few bytes per unit in memory.
 
     ``ids`` and ``offsets`` may be shared (the memory-mapped arrays of a whole corpus);
     ``rows`` then says which of its texts these are, in order, so a split costs a few bytes
@@ -221,7 +244,7 @@ class EncodedTexts:
     a time.
     """
 
-    ids: np.ndarray  # (characters,) uint8 or uint16 or uint32
+    ids: np.ndarray  # (units,) uint8 or uint16 or uint32
     offsets: np.ndarray  # (texts in `ids` + 1,) int64: text i is ids[offsets[i]:offsets[i + 1]]
     rows: np.ndarray | None = None  # (n,) int32 or int64 texts of `ids`; None: all, in order
     id_of_code: np.ndarray | None = None  # (codes,) int64 vocabulary id of each code
@@ -230,7 +253,7 @@ class EncodedTexts:
     def from_texts(cls, texts: list[str], vocab: Vocabulary) -> EncodedTexts:
         dtype = np.min_scalar_type(max(len(vocab) - 1, 0))
         offsets = np.zeros(len(texts) + 1, dtype=np.int64)
-        np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)),
+        np.cumsum(np.fromiter(map(vocab.length, texts), dtype=np.int64, count=len(texts)),
                   out=offsets[1:])
         flat = np.fromiter((i for t in texts for i in vocab.encode(t)), dtype=dtype,
                            count=int(offsets[-1]))
@@ -241,7 +264,7 @@ class EncodedTexts:
 
     @functools.cached_property
     def lengths(self) -> np.ndarray:
-        """(n,) characters of each text, computed once; int16 where every length fits
+        """(n,) units of each text, computed once; int16 where every length fits
         (a quarter of int64 on a corpus of millions), else int32."""
         rows = np.arange(len(self)) if self.rows is None else self.rows
         lengths = np.empty(len(rows), dtype=np.int32)
@@ -310,10 +333,12 @@ def one_hot_tensor(texts: list[str], vocab: Vocabulary, *, add_bos: bool = False
     return one_hot(ids, vocab.num_features)
 
 
-def build_vocabularies(train_pairs: list[Pair]) -> Vocabularies:
-    """Vocabularies of a list of training pairs (``Corpus.vocabularies`` for a corpus)."""
-    return Vocabularies(Vocabulary.build([s for s, _ in train_pairs]),
-                        Vocabulary.build([t for _, t in train_pairs]))
+def build_vocabularies(train_pairs: list[Pair], kinds: tuple[str, str] = (
+        text_units.CHARACTERS, text_units.CHARACTERS)) -> Vocabularies:
+    """Vocabularies of a list of training pairs (``Corpus.vocabularies`` for a corpus);
+    ``kinds``: the (source, target) units."""
+    return Vocabularies(Vocabulary.build([s for s, _ in train_pairs], kinds[0]),
+                        Vocabulary.build([t for _, t in train_pairs], kinds[1]))
 
 
 def permutation(count: int, rng: np.random.Generator) -> np.ndarray:
