@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from seq2seq_cli.version import __version__
+
 __all__ = ["Translator", "Translation", "__version__"]
 
 if TYPE_CHECKING:
