@@ -1,4 +1,6 @@
-"""Scores of hypotheses against references: exact match, CER, chrF and BLEU.
+"""Scores of hypotheses against references: exact match, CER, chrF and BLEU, and the
+error rate over a side's units (the CER for characters, the symbol error rate, a G2P's
+phoneme error rate, for symbols).
 
 chrF and BLEU are sacrebleu's corpus-level scores (0-100), never re-implemented here.
 BLEU uses sacrebleu's default ``13a`` tokenizer, so its n-grams are of words: on
@@ -11,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sacrebleu.metrics import BLEU, CHRF
+
+from seq2seq_cli import units
 
 
 def edit_distance(a: Sequence, b: Sequence) -> int:
@@ -38,6 +42,21 @@ def character_error_rate(hypotheses: Sequence[str], references: Sequence[str]) -
     _check_lengths(hypotheses, references)
     distance = sum(edit_distance(h, r) for h, r in zip(hypotheses, references))
     return distance / max(sum(len(r) for r in references), 1)
+
+
+def example_error_rate(hypothesis: str, reference: str, kind: str) -> float:
+    """Edit distance over units per reference unit (an empty reference counts as one)."""
+    return (edit_distance(units.split(hypothesis, kind), units.split(reference, kind))
+            / max(units.length(reference, kind), 1))
+
+
+def unit_error_rate(hypotheses: Sequence[str], references: Sequence[str], kind: str) -> float:
+    """Corpus error rate over units (``kind``: characters or symbols): total edit distance
+    between the unit sequences / total reference units. Characters: exactly the CER."""
+    _check_lengths(hypotheses, references)
+    distance = sum(edit_distance(units.split(h, kind), units.split(r, kind))
+                   for h, r in zip(hypotheses, references))
+    return distance / max(sum(units.length(r, kind) for r in references), 1)
 
 
 def exact_match(hypotheses: Sequence[str], references: Sequence[str]) -> float:

@@ -8,6 +8,7 @@ translate turns it into an error that says how to install the extra.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,11 +58,13 @@ MAX_INCHES = 80  # 6400 pixels at PLOT_DPI: matplotlib refuses much larger image
 PLOT_DPI = 80
 
 
-def plot_attention(weights: np.ndarray, source: str, output: str, path: Path) -> None:
-    """Write ``path``: ``weights`` (output steps, source characters) as a heatmap.
+def plot_attention(weights: np.ndarray, source: Sequence[str], output: Sequence[str],
+                   path: Path) -> None:
+    """Write ``path``: ``weights`` (output steps, source units) as a heatmap.
 
-    Source characters run across, output characters down; a row beyond ``output`` is the
-    EOS step. The figure grows with both texts, so every character keeps its tick label.
+    ``source`` and ``output`` are the units (a string: its characters; a list: symbols).
+    Source units run across, output units down; a row beyond ``output`` is the EOS step.
+    The figure grows with both texts, so every unit keeps its tick label.
     """
     rows, columns = weights.shape
     figure, axes = plt.subplots(figsize=(_inches(columns, 3.0), _inches(rows, 2.5)))
@@ -76,7 +79,8 @@ def plot_attention(weights: np.ndarray, source: str, output: str, path: Path) ->
         plt.close(figure)
 
 
-def _heatmap(figure: Any, axes: Any, weights: np.ndarray, source: str, output: str) -> None:
+def _heatmap(figure: Any, axes: Any, weights: np.ndarray, source: Sequence[str],
+             output: Sequence[str]) -> None:
     image = axes.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
     eos_rows = weights.shape[0] - len(output)
     axes.set_xticks(range(len(source)), [_visible(ch) for ch in source])
@@ -92,8 +96,11 @@ def _inches(characters: int, margin: float) -> float:
     return min(margin + INCHES_PER_CHARACTER * characters, MAX_INCHES)
 
 
-def _visible(ch: str) -> str:
-    return _VISIBLE.get(ch, ch if ch.isprintable() else f"U+{ord(ch):04X}")
+def _visible(unit: str) -> str:
+    """A tick label for a character or a symbol: invisible characters as code points."""
+    if unit in _VISIBLE or unit.isprintable():
+        return _VISIBLE.get(unit, unit)
+    return " ".join(f"U+{ord(ch):04X}" for ch in unit)
 
 
 def _x_axis(history: list[dict[str, Any]]) -> str:

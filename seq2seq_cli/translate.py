@@ -2,8 +2,8 @@
 
 Lines are read lazily and translated ``batch_size`` at a time, so memory stays bounded
 however large the input is; each chunk's translations are yielded as soon as they are
-ready, in input order. What is unusual about the input (characters never seen in
-training, sources longer than any training source) is collected in ``InputNotes`` and
+ready, in input order. What is unusual about the input (characters, or symbols, never
+seen in training, sources longer than any training source) is collected in ``InputNotes`` and
 reported once, by the caller, as ``input_warnings``.
 """
 
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from seq2seq_cli import units
 from seq2seq_cli.checkpoint import TrainedModel
 from seq2seq_cli.data import UNK
 from seq2seq_cli.decode import Search
@@ -56,16 +57,19 @@ class TranslateSettings:
 class InputNotes:
     """What translation noticed about its inputs, to be reported once at the end."""
 
-    unknown_characters: set[str] = field(default_factory=set)
+    unknown_characters: set[str] = field(default_factory=set)  # units: characters or symbols
     long_inputs: int = 0
-    longest_input: int = 0
+    longest_input: int = 0  # in units
+    source_units: str = units.CHARACTERS  # what the model's sources are made of
 
     def note(self, translation: Translation, max_source_length: int) -> None:
         self.unknown_characters |= translation.unknown_characters
+        self.source_units = translation.source_units
+        length = units.length(translation.normalised, translation.source_units)
         # A checkpoint without recorded lengths (0) cannot say what is long.
-        if 0 < max_source_length < len(translation.normalised):
+        if 0 < max_source_length < length:
             self.long_inputs += 1
-            self.longest_input = max(self.longest_input, len(translation.normalised))
+            self.longest_input = max(self.longest_input, length)
 
 
 def load_model(target: str | Path, device: str) -> Translator:
@@ -94,18 +98,20 @@ def translate_stream(model: Translator | TrainedModel, lines: Iterable[str],
 
 
 def input_warnings(notes: InputNotes, max_source_length: int) -> list[str]:
-    """At most one line about unseen characters and one about long inputs."""
+    """At most one line about unseen units (characters or symbols) and one about long
+    inputs."""
     warnings = []
+    unit = units.SINGULAR[notes.source_units]  # character, symbol
     if notes.unknown_characters:
         chars = sorted(notes.unknown_characters)
         listed = " ".join(repr(ch) for ch in chars[:MAX_LISTED_CHARACTERS])
         more = f" and {len(chars) - MAX_LISTED_CHARACTERS} more" \
             if len(chars) > MAX_LISTED_CHARACTERS else ""
-        warnings.append(f"{len(chars)} character(s) never seen in training were read as "
+        warnings.append(f"{len(chars)} {unit}(s) never seen in training were read as "
                         f"{UNK}: {listed}{more}")
     if notes.long_inputs:
         warnings.append(f"{notes.long_inputs} input(s) longer than any training source "
-                        f"({max_source_length} characters; longest input "
+                        f"({max_source_length} {unit}s; longest input "
                         f"{notes.longest_input}); their translations may be poor")
     return warnings
 

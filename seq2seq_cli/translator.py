@@ -11,8 +11,8 @@ result.hypotheses[0].text                              # '1961-04-20'
 Every caller in the project goes through here: ``seq2seq translate`` and ``evaluate``,
 training's per-epoch decoding and test scoring, and the benchmarks. Inputs are normalised
 exactly as the training corpus was (``data.normalization``, ``data.lowercase``), so callers
-pass text as they have it. What is unusual about an input (characters the vocabulary
-lacks) is reported in its result, never printed. Errors are ``UserError`` subclasses.
+pass text as they have it. What is unusual about an input (characters, or symbols, the
+vocabulary lacks) is reported in its result, never printed. Errors are ``UserError`` subclasses.
 """
 
 from __future__ import annotations
@@ -23,13 +23,14 @@ from pathlib import Path
 
 import torch
 
+from seq2seq_cli import units
 from seq2seq_cli.checkpoint import TrainedModel, load_trained_model
 from seq2seq_cli.config import Config
 from seq2seq_cli.data import Pair, Vocabularies, normalize_text, read_pairs
 from seq2seq_cli.decode import Hypothesis, default_max_length, score_targets, translate_texts
 from seq2seq_cli.errors import UserError
 from seq2seq_cli.evaluate import EvaluationReport, ScoredExample, score_examples
-from seq2seq_cli.metrics import example_cer
+from seq2seq_cli.metrics import example_cer, example_error_rate
 from seq2seq_cli.model import Seq2Seq
 from seq2seq_cli.runtime import resolve_device
 
@@ -38,8 +39,16 @@ from seq2seq_cli.runtime import resolve_device
 class Translation:
     source: str  # the text as given, before normalisation
     hypotheses: list[Hypothesis]  # best first, 1 to n_best of them
-    normalised: str  # the source as the model read it: the columns of the attention
-    unknown_characters: frozenset[str] = frozenset()  # read as UNK: never seen in training
+    normalised: str  # the source as the model read it: its units are the attention's columns
+    # Units (characters, or symbols) read as UNK: never seen in training.
+    unknown_characters: frozenset[str] = frozenset()
+    source_units: str = units.CHARACTERS  # data.source_units of the model
+    target_units: str = units.CHARACTERS  # data.target_units: how hypotheses are joined
+
+    @property
+    def source_unit_list(self) -> list[str]:
+        """The units of ``normalised``, as the model read them."""
+        return units.split(self.normalised, self.source_units)
 
 
 class Translator:
@@ -89,7 +98,7 @@ class Translator:
 
     @property
     def max_source_length(self) -> int:
-        """The longest training source, in characters (0 when the checkpoint lacks it)."""
+        """The longest training source, in units (0 when the checkpoint lacks it)."""
         return self._trained.max_source_length
 
     @property
@@ -123,13 +132,15 @@ class Translator:
                                 device=self.device, batch_size=batch_size,
                                 beam_size=beam_size, n_best=n_best,
                                 length_penalty=length_penalty, with_attention=with_attention)
+        vocabs = self.vocabularies
         return [Translation(text, hypotheses, source,
-                            frozenset(self.vocabularies.source.unknown_characters(source)))
+                            frozenset(vocabs.source.unknown_units(source)),
+                            vocabs.source.units, vocabs.target.units)
                 for text, hypotheses, source in zip(texts, found, sources)]
 
     def score(self, sources: Sequence[str], targets: Sequence[str], *,
               batch_size: int = 256) -> list[float]:
-        """log p(target, then EOS | source) of each given pair, summed over its characters
+        """log p(target, then EOS | source) of each given pair, summed over its units
         (not length-normalised): for reranking or filtering candidate outputs."""
         if len(sources) != len(targets):
             raise UserError(f"score: {len(sources)} sources but {len(targets)} targets")
@@ -141,16 +152,25 @@ class Translator:
     def evaluate(self, pairs: Iterable[Pair], *, beam_size: int = 1,
                  length_penalty: float = 1.0, max_length: int | None = None,
                  batch_size: int = 256, worst: int = 10) -> EvaluationReport:
-        """Exact match, CER, chrF and BLEU of the best hypothesis against each reference,
-        as ``seq2seq evaluate`` reports them."""
-        pairs = [(self.normalise(s), self.normalise(t)) for s, t in pairs]
+        """Exact match, CER, chrF, BLEU and the error rate over the target's units of the
+        best hypothesis against each reference, as ``seq2seq evaluate`` reports them.
+        References in symbols are compared as their symbols (spacing does not count)."""
+        kinds = (self.vocabularies.source.units, self.vocabularies.target.units)
+        pairs = [(units.canonical(self.normalise(s), kinds[0]),
+                  units.canonical(self.normalise(t), kinds[1])) for s, t in pairs]
         found = self.translate([s for s, _ in pairs], beam_size=beam_size,
                                length_penalty=length_penalty, max_length=max_length,
                                batch_size=batch_size)
-        examples = [ScoredExample(s, r, t.hypotheses[0].text,
-                                  example_cer(t.hypotheses[0].text, r))
+        examples = [_scored(s, r, t.hypotheses[0].text, kinds[1])
                     for (s, r), t in zip(pairs, found)]
-        return score_examples(examples, worst)
+        return score_examples(examples, worst, source_units=kinds[0], target_units=kinds[1])
+
+
+def _scored(source: str, reference: str, hypothesis: str, target_units: str) -> ScoredExample:
+    symbols = target_units != units.CHARACTERS  # for characters the error rate is the CER
+    return ScoredExample(source, reference, hypothesis, example_cer(hypothesis, reference),
+                         example_error_rate(hypothesis, reference, target_units)
+                         if symbols else None)
 
 
 def evaluate_file(model_path: str | Path, data_path: str | Path, *, beam_size: int = 1,

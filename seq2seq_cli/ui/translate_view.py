@@ -23,6 +23,7 @@ from typing import BinaryIO
 import numpy as np
 import typer
 
+from seq2seq_cli import units
 from seq2seq_cli.decode import Hypothesis
 from seq2seq_cli.errors import UserError
 from seq2seq_cli.translate import open_source_file, read_lines
@@ -120,7 +121,8 @@ def _draw_attention(plot_attention: Callable[..., None], path: Path,
     if best.attention is None:  # only an empty source has none, refused by source_lines
         raise UserError("--attention-plot: the source text is empty, there is nothing to draw")
     try:
-        plot_attention(best.attention, translation.normalised, best.text, path)
+        plot_attention(best.attention, translation.source_unit_list,
+                       units.split(best.text, translation.target_units), path)
     except OSError as exc:
         raise UserError(f"--attention-plot {path}: cannot write ({exc.strerror or exc})") \
             from None
@@ -181,8 +183,10 @@ def _tsv(translation: Translation, n_best: int) -> str:
 
 def _jsonl(translation: Translation, n_best: int, with_attention: bool = False) -> str:
     record: dict = {"source": translation.source}
-    if with_attention:  # the columns of every "attention" row: the characters the model read
-        record["source_characters"] = list(translation.normalised)
+    if with_attention:  # the columns of every "attention" row: the units the model read
+        key = "source_characters" if translation.source_units == "characters" else (
+            "source_symbols")
+        record[key] = translation.source_unit_list
     record["hypotheses"] = [_hypothesis_fields(h, with_attention)
                             for h in translation.hypotheses[:n_best]]
     return json.dumps(record, ensure_ascii=False) + "\n"
