@@ -139,7 +139,7 @@ class Checkpoint:
     vocabs: Vocabularies
     weights: dict[str, torch.Tensor]  # the model's state dict
     epoch: int  # completed epochs
-    max_source_length: int  # longest training source in characters (0: not recorded)
+    max_source_length: int  # longest training source in units (0: not recorded)
     max_target_length: int
     training: TrainingState | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. what an average was made of
@@ -163,7 +163,8 @@ class Checkpoint:
     def from_payload(cls, payload: dict[str, Any], path: Path) -> Checkpoint:
         try:
             config = config_from_dict(payload["config"], f"{path} (embedded config)")
-            vocabs = Vocabularies.from_dict(payload["vocab"])
+            vocabs = Vocabularies.from_dict(payload["vocab"], (config.data.source_units,
+                                                               config.data.target_units))
             lengths = payload.get("lengths") or {}
             checkpoint = cls(config, vocabs, dict(payload["model"]), int(payload["epoch"]),
                              int(lengths.get("source", 0)), int(lengths.get("target", 0)),
@@ -213,8 +214,8 @@ class TrainedModel:
     model: Seq2Seq
     epoch: int
     path: Path
-    max_source_length: int  # longest training source, in characters
-    max_target_length: int  # longest training target, in characters
+    max_source_length: int  # longest training source, in units (data.source_units)
+    max_target_length: int  # longest training target, in units (data.target_units)
 
 
 def load_trained_model(target: str | Path, device: torch.device | str = "cpu") -> TrainedModel:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from seq2seq_cli import units
 from seq2seq_cli.data import BOS_ID, EOS_ID, Vocabularies, Vocabulary, one_hot
 from seq2seq_cli.errors import UserError
 from seq2seq_cli.model import DecoderState, Encoded, Seq2Seq
@@ -34,8 +35,8 @@ BOS_CLASS = BOS_ID - 1  # output class k is token id k + 1 (PAD has no class)
 class Hypothesis:
     text: str
     score: float  # length-normalised log-probability (see the module docstring)
-    # (output steps, source characters) weights, when asked for and the model attends: one
-    # row per emitted character, then one for EOS when the output ended with it.
+    # (output steps, source units) weights, when asked for and the model attends: one
+    # row per emitted unit, then one for EOS when the output ended with it.
     attention: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
@@ -61,7 +62,7 @@ class Search:
 
 
 def default_max_length(max_target_length: int) -> int:
-    """2 × the longest training target + 10 characters.
+    """2 × the longest training target + 10 units (characters or symbols).
 
     Room for outputs somewhat longer than any seen in training, while a model that never
     emits EOS still stops soon.
@@ -75,7 +76,8 @@ def translate_texts(model: Seq2Seq, vocabs: Vocabularies, sources: list[str], *,
                     with_attention: bool = False) -> list[list[Hypothesis]]:
     """Best-first hypotheses (1 to ``n_best``) for each ALREADY normalised source.
 
-    An empty source gets ``[Hypothesis("", 0.0)]`` without running the model. Beam size 1
+    An empty source (no units: in symbols, only whitespace) gets ``[Hypothesis("", 0.0)]``
+    without running the model. Beam size 1
     is greedy decoding. The model's train/eval mode is restored afterwards.
     ``with_attention`` fills ``Hypothesis.attention`` (a model with attention only).
     """
@@ -88,7 +90,8 @@ def translate_texts(model: Seq2Seq, vocabs: Vocabularies, sources: list[str], *,
         raise UserError(f"batch_size = {batch_size}: must be at least 1")
     results = [[Hypothesis("", 0.0)] for _ in sources]
     # Similar lengths decode for similar numbers of steps; results go back by index.
-    order = sorted((i for i, s in enumerate(sources) if s), key=lambda i: len(sources[i]))
+    lengths = [vocabs.source.length(s) for s in sources]  # in units
+    order = sorted((i for i, n in enumerate(lengths) if n), key=lengths.__getitem__)
     with _evaluating(model):
         for rows in _chunks(order, batch_size):
             hypotheses = _translate_batch(model, vocabs, [sources[i] for i in rows], search,
@@ -130,13 +133,16 @@ def _translate_batch(model: Seq2Seq, vocabs: Vocabularies, sources: list[str],
                                  with_attention=with_attention)
     if not with_attention:
         return hypotheses
-    return [[_trim_attention(h, len(source)) for h in found]
+    return [[_trim_attention(h, vocabs.source.length(source), vocabs.target.length(h.text))
+             for h in found]
             for source, found in zip(sources, hypotheses)]
 
 
-def _trim_attention(hypothesis: Hypothesis, source_length: int) -> Hypothesis:
-    """Keep the rows of the steps the text shows (and its EOS) and the real source columns."""
-    steps = min(len(hypothesis.text) + 1, hypothesis.attention.shape[0])
+def _trim_attention(hypothesis: Hypothesis, source_length: int,
+                    output_length: int) -> Hypothesis:
+    """Keep the rows of the steps the text shows (and its EOS) and the real source columns
+    (lengths in units)."""
+    steps = min(output_length + 1, hypothesis.attention.shape[0])
     return replace(hypothesis, attention=hypothesis.attention[:steps, :source_length])
 
 
@@ -145,15 +151,16 @@ def score_targets(model: Seq2Seq, vocabs: Vocabularies, sources: list[str],
                   batch_size: int = 256) -> list[float]:
     """Summed log-probability of each ALREADY normalised target, then EOS, given its
     source: one teacher-forced pass, with BOS masked out as in decoding. A hypothesis
-    that decoding finished scores ``Hypothesis.score × (len(text) + 1) ** length_penalty``.
+    that decoding finished scores ``Hypothesis.score × (units + 1) ** length_penalty``.
     """
     if batch_size < 1:
         raise UserError(f"batch_size = {batch_size}: must be at least 1")
-    if any(not source for source in sources):
-        raise UserError("an empty source cannot be scored: the model reads at least one "
-                        "character")
+    lengths = [vocabs.source.length(source) for source in sources]  # in units
+    if not all(lengths):
+        raise UserError(f"an empty source cannot be scored: the model reads at least one "
+                        f"{units.SINGULAR[vocabs.source.units]}")
     scores = [0.0] * len(sources)
-    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    order = sorted(range(len(sources)), key=lengths.__getitem__)
     with _evaluating(model):
         for rows in _chunks(order, batch_size):
             found = _score_batch(model, vocabs, [sources[i] for i in rows],
@@ -184,7 +191,7 @@ def _score_batch(model: Seq2Seq, vocabs: Vocabularies, sources: list[str],
 def encode_sources(model: Seq2Seq, vocab: Vocabulary, sources: list[str],
                    device: torch.device) -> Encoded:
     """The encoding of non-empty ``sources``, in input order, each read unpadded."""
-    lengths = np.array([len(s) for s in sources])
+    lengths = np.array([vocab.length(s) for s in sources])  # in units
     if len(sources) == 0 or lengths.min() == 0:
         raise ValueError("encode_sources needs at least one source and no empty source")
     groups = []

@@ -269,6 +269,12 @@ def _fine_tuning_start(config: Config) -> Checkpoint | None:
         raise ConfigError(f"train.init_from: model.{key} = {now[key]!r} differs from "
                           f"{resolve_checkpoint(config.train.init_from)}'s {before[key]!r}; "
                           "fine-tuning keeps the model of the checkpoint it starts from, so "
+    for key in ("source_units", "target_units"):
+        was, wanted = getattr(start.config.data, key), getattr(config.data, key)
+        if was != wanted:
+            raise ConfigError(f"train.init_from: data.{key} = {wanted!r} differs from "
+                              f"{resolve_checkpoint(config.train.init_from)}'s {was!r}; "
+                              "fine-tuning keeps the units of its vocabularies")
                           "copy its model section")
     return start
 
