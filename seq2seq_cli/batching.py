@@ -25,8 +25,8 @@ class Batch:
     rows: np.ndarray  # (B,) indices into the split
     source_lengths: np.ndarray  # (B,) int64 real characters of each source
     decoder_steps: np.ndarray  # (B,) int64 real decoder steps: target characters + 1
-    encoder_input: np.ndarray  # (B, S, Fs) float32 one-hot source
-    decoder_input: np.ndarray  # (B, T + 1, Ft) float32 one-hot of BOS + target
+    encoder_input: np.ndarray  # (B, S, Fs) float32 one-hot source, or (B, S) int64 ids
+    decoder_input: np.ndarray  # (B, T + 1, Ft) float32 one-hot of BOS + target, or ids
     decoder_target: np.ndarray  # (B, T + 1) int64 class of target + EOS, IGNORE_INDEX at PAD
     real_source_chars: int
     real_target_steps: int
@@ -114,8 +114,11 @@ def _ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
 
 def make_batch(pairs: EncodedPairs, rows: np.ndarray, source_features: int,
                target_features: int, source_timesteps: int | None = None,
-               target_timesteps: int | None = None) -> Batch:
-    """One-hot encode the pairs ``rows``; timesteps default to the longest in the batch."""
+               target_timesteps: int | None = None, *, ids: bool = False) -> Batch:
+    """One-hot encode the pairs ``rows``; timesteps default to the longest in the batch.
+
+    ``ids``: the inputs as token ids (B, S) and (B, T + 1) instead, for a model with
+    embeddings (``Seq2Seq.reads_ids``): a large alphabet's one-hot is never built."""
     source_ids = pairs.source.padded(rows, source_timesteps)  # (B, S)
     target_ids = pairs.target.padded(rows, target_timesteps)  # (B, T)
     batch = len(rows)
@@ -131,8 +134,9 @@ def make_batch(pairs: EncodedPairs, rows: np.ndarray, source_features: int,
         rows=rows,
         source_lengths=source_lengths,
         decoder_steps=target_lengths + 1,
-        encoder_input=one_hot(source_ids, source_features),
-        decoder_input=one_hot(decoder_input_ids, target_features),
+        encoder_input=source_ids if ids else one_hot(source_ids, source_features),
+        decoder_input=(decoder_input_ids.astype(np.int64) if ids
+                       else one_hot(decoder_input_ids, target_features)),
         decoder_target=classes,
         real_source_chars=int(source_lengths.sum()),
         real_target_steps=int(target_lengths.sum()) + batch,

@@ -21,10 +21,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from seq2seq_cli import units
-from seq2seq_cli.data import BOS_ID, EOS_ID, Vocabularies, Vocabulary, one_hot
+from seq2seq_cli.data import BOS_ID, EOS_ID, Vocabularies, Vocabulary
 from seq2seq_cli.errors import UserError
 from seq2seq_cli.model import DecoderState, Encoded, Seq2Seq
 
@@ -179,7 +178,7 @@ def _score_batch(model: Seq2Seq, vocabs: Vocabularies, sources: list[str],
     for row, row_ids in enumerate(ids):
         emitted[row, :len(row_ids)] = row_ids
     fed = np.concatenate([np.full((len(ids), 1), BOS_ID), emitted[:, :-1]], axis=1)  # (B, T)
-    decoder_input = torch.from_numpy(one_hot(fed, vocabs.target.num_features)).to(device)
+    decoder_input = torch.from_numpy(fed).to(device)  # (B, T) ids: the model makes vectors
     logits = model.decode(decoder_input, model.start_state(encoded), encoded).logits.float()
     logits[:, :, BOS_CLASS] = -math.inf  # (B, T, Ft)
     log_probs = logits.log_softmax(dim=2)
@@ -198,8 +197,9 @@ def encode_sources(model: Seq2Seq, vocab: Vocabulary, sources: list[str],
     for length in np.unique(lengths):
         rows = np.flatnonzero(lengths == length)
         ids = np.array([vocab.encode(sources[i]) for i in rows], dtype=np.int64)  # (n, S)
-        # One-hot per group, so one very long line does not widen every row of the chunk.
-        group_input = torch.from_numpy(one_hot(ids, vocab.num_features)).to(device)
+        # Ids, made vectors by the model's input layer per group: one very long line does
+        # not widen every row of the chunk.
+        group_input = torch.from_numpy(ids).to(device)  # (n, S)
         groups.append((torch.from_numpy(rows), group_input))
     return model.encode_groups(groups)
 
@@ -211,13 +211,10 @@ class _StepOutput:
     attention: torch.Tensor | None  # (N, S) weights of this step; None without attention
 
 
-def _step(model: Seq2Seq, token: torch.Tensor, state: DecoderState, encoded: Encoded,
-          num_features: int) -> _StepOutput:
+def _step(model: Seq2Seq, token: torch.Tensor, state: DecoderState,
+          encoded: Encoded) -> _StepOutput:
     """Feed one token id per row: log-probabilities of the next class (BOS excluded)."""
-    # Column id - 1, as data.one_hot does; token ids are never PAD here.
-    hidden = state.hidden[0]
-    decoder_input = F.one_hot(token - 1, num_features).to(hidden.dtype)[:, None]  # (N, 1, Ft)
-    decoded = model.decode(decoder_input, state, encoded)  # logits (N, 1, Ft)
+    decoded = model.decode(token[:, None], state, encoded)  # ids (N, 1) → logits (N, 1, Ft)
     logits = decoded.logits[:, 0].float()  # (N, Ft)
     logits[:, BOS_CLASS] = -math.inf
     weights = None if decoded.attention is None else decoded.attention[:, 0]  # (N, S)
@@ -236,7 +233,7 @@ def greedy_decode(model: Seq2Seq, vocab: Vocabulary, encoded: Encoded, *, max_le
     running = torch.ones(batch, dtype=torch.bool, device=device)  # (B,)
     steps, weights = [], []
     for t in range(max_length):
-        step = _step(model, token, state, encoded, vocab.num_features)
+        step = _step(model, token, state, encoded)
         log_probs, state = step.log_probs, step.state  # (B, Ft)
         if with_attention:
             weights.append(step.attention.float())  # (B, S)
@@ -284,7 +281,7 @@ def beam_search(model: Seq2Seq, vocab: Vocabulary, encoded: Encoded, *, beam_siz
     batch = beams.scores.shape[0]
     finished: _Finished = [[] for _ in range(batch)]
     for t in range(max_length):
-        step = _step(model, beams.token, beams.state, beams.encoded, vocab.num_features)
+        step = _step(model, beams.token, beams.state, beams.encoded)
         beams.state = step.state
         if with_attention:  # this step's weights join the history of the beam they extend
             beams.attention = torch.cat([beams.attention, step.attention.float().view(

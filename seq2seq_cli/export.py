@@ -12,6 +12,8 @@ EXPORT_DIR/decoder_step.onnx  one-hot tokens (N, Ft), h, c [, feed (N, D)]
                               [, keys, values (N, S, D), mask (N, S)] → log-probs (N, Ft),
                               h, c [, feed] [, attention (N, S)]
 EXPORT_DIR/model.json         vocabularies, normalisation, lengths, model settings
+                              (``inputs``: `ids` where the model has embeddings: the
+                              graphs then take token ids, (B, S) and (N,) int64)
                               and the size and SHA-256 of every other file
 EXPORT_DIR/seq2seq_onnx.py    greedy and beam search on the graphs (numpy + onnxruntime)
 EXPORT_DIR/README.md
@@ -53,7 +55,7 @@ class _EncoderGraph(nn.Module):
         self.model = model
 
     def forward(self, source: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        encoded = self.model.encode(source)  # source (B, S, Fs), one length, no padding
+        encoded = self.model.encode(source)  # (B, S, Fs) or ids (B, S); one length, no PAD
         if encoded.keys is None:
             return encoded.final
         return (*encoded.final, encoded.keys, encoded.values)
@@ -66,7 +68,8 @@ class _DecoderStepGraph(nn.Module):
 
     def forward(self, token: torch.Tensor, h: torch.Tensor, c: torch.Tensor,
                 *memory: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """token (N, Ft) one-hot; memory: [feed (N, D)] [keys, values (N, S, D), mask (N, S)]."""
+        """token (N, Ft) one-hot or (N,) ids; memory: [feed (N, D)] [keys, values (N, S, D),
+        mask (N, S)]."""
         model = self.model
         feed = memory[0] if model.input_feeding else None
         rest = memory[1:] if model.input_feeding else memory
@@ -137,6 +140,10 @@ def _write_onnx(trained: TrainedModel, directory: Path) -> None:
     units, layers = model.units, model.num_layers
     source = torch.zeros(2, 3, source_features)
     source[:, :, 0] = 1.0
+    token = torch.zeros(2, target_features)
+    token[:, 0] = 1.0
+    if model.reads_ids:  # embeddings: the graphs take token ids, never a one-hot row
+        source, token = torch.ones(2, 3, dtype=torch.long), torch.ones(2, dtype=torch.long)
     encoder_outputs = ["h", "c"] + (["keys", "values"] if attention else [])
     memory_axes = {"keys": {0: "batch", 1: "source_length"},
                    "values": {0: "batch", 1: "source_length"}}
@@ -144,8 +151,6 @@ def _write_onnx(trained: TrainedModel, directory: Path) -> None:
             encoder_outputs, {"source": {0: "batch", 1: "source_length"},
                               "h": {1: "batch"}, "c": {1: "batch"},
                               **(memory_axes if attention else {})})
-    token = torch.zeros(2, target_features)
-    token[:, 0] = 1.0
     state = [torch.zeros(layers, 2, units), torch.zeros(layers, 2, units)]
     inputs, names = [token, *state], ["token", "h", "c"]
     outputs = ["log_probs", "h_out", "c_out"]
@@ -198,6 +203,10 @@ def _description(trained: TrainedModel) -> dict:
         "default_max_length": default_max_length(trained.max_target_length),
         "attention": model.attention, "input_feeding": model.input_feeding,
         "num_layers": model.num_layers, "units": trained.model.units,
+        # What the graphs read: one-hot rows, or token ids (a model with embeddings); an
+        # export without this key reads one-hot rows.
+        "inputs": "ids" if trained.model.reads_ids else "one_hot",
+        "embedding_dim": model.embedding_dim, "decoder_units": model.decoder_units,
         "epoch": trained.epoch,
     }
 
@@ -217,6 +226,13 @@ def _write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
+def _source_input(trained: TrainedModel) -> str:
+    if trained.model.reads_ids:
+        return "source token ids, (batch, length) int64,"
+    return (f"one-hot sources, (batch, length, {trained.vocabs.source.num_features}) "
+            "float32,")
+
+
 def _readme(trained: TrainedModel) -> str:
     model = trained.config.model
     kind = "no attention" if model.attention == "none" else f"{model.attention} attention"
@@ -224,9 +240,8 @@ def _readme(trained: TrainedModel) -> str:
 
 Exported from `{trained.path}` (epoch {trained.epoch}; {kind}) by seq2seq-cli {__version__}.
 
-- `encoder.onnx`: one-hot sources of one length, (batch, length,
-  {trained.vocabs.source.num_features}) float32, to the decoder's initial state (and, with
-  attention, the memory it attends to).
+- `encoder.onnx`: {_source_input(trained)} of one length, to the decoder's initial state
+  (and, with attention, the memory it attends to).
 - `decoder_step.onnx`: one decoder step: log-probabilities of the next
   {trained.vocabs.target.units[:-1]}.
 - `model.json`: vocabularies (token id = position; ids 0-3 are PAD, BOS, EOS, UNK; one-hot

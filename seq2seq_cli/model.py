@@ -16,6 +16,13 @@ W_c [context; h_t] is computed as ``Σ_s a_ts (W_c,context m_s) + W_c,h h_t``: t
 projection ``values`` is made once per source rather than once per target step, which
 saves most of the cost of the context half (targets are longer than sources, and every
 step would otherwise project its own context).
+
+Inputs are token ids (B, T) or one-hot vectors (B, T, F); the input layer turns either into
+what the LSTM reads. The recipe reads one-hot vectors (training builds them per batch, as
+it always has). With ``model.embedding_dim`` a learned embedding (PAD's row fixed at zero)
+takes ids, so a 5,000-character alphabet costs a table lookup instead of a product of a
+(B, T, 5000) one-hot by the LSTM's input weights. With ``model.decoder_units`` other than
+the encoder's width, a ``Bridge`` maps the encoder's final (h, c) to the decoder's start.
 """
 
 from __future__ import annotations
@@ -27,14 +34,26 @@ import torch.nn.functional as F
 from torch import nn
 
 from seq2seq_cli.attention import Attention
+from seq2seq_cli.bridge import Bridge
 from seq2seq_cli.config import ModelConfig
+from seq2seq_cli.data import PAD_ID
 
 DECODER_PARTS = 2  # halves; more parts measured no faster on fra-eng
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (num_layers, B, decoder_units)
 
 
-def decoder_units(config: ModelConfig) -> int:
+def encoder_units(config: ModelConfig) -> int:
+    """Width of the encoder's joined final state and of each of its outputs."""
     return config.latent_dim * (2 if config.bidirectional else 1)
+
+
+def decoder_units(config: ModelConfig) -> int:
+    return encoder_units(config) if config.decoder_units is None else config.decoder_units
+
+
+def has_bridge(config: ModelConfig) -> bool:
+    """Whether a learned bridge sits between the encoder's final state and the decoder."""
+    return decoder_units(config) != encoder_units(config)
 
 
 @dataclass(frozen=True)
@@ -89,34 +108,70 @@ class Seq2Seq(nn.Module):
         self.output_dropout = config.output_dropout
         self.encoder_output_dropout = config.encoder_output_dropout
         self.units = units = decoder_units(config)
+        self.memory_units = memory_units = encoder_units(config)
+        self.source_features, self.target_features = source_features, target_features
+        embedding = config.embedding_dim
         dropout = config.dropout if config.num_layers > 1 else 0.0
-        self.encoder = nn.LSTM(source_features, config.latent_dim, config.num_layers,
-                               batch_first=True, dropout=dropout,
+        self.encoder = nn.LSTM(embedding or source_features, config.latent_dim,
+                               config.num_layers, batch_first=True, dropout=dropout,
                                bidirectional=config.bidirectional)
-        decoder_inputs = target_features + (units if config.input_feeding else 0)
+        decoder_inputs = (embedding or target_features) + (units if config.input_feeding else 0)
         self.decoder = nn.LSTM(decoder_inputs, units, config.num_layers,
                                batch_first=True, dropout=dropout)
         self.output = nn.Linear(units, target_features)
         # Made after the plain model's layers, so that without attention the parameters,
         # their names and their random initial values are those of the plain model.
-        self.attention = (Attention(config.attention, units, units)
+        self.attention = (Attention(config.attention, units, memory_units)
                           if config.attention != "none" else None)
         if self.attention is not None:
-            self.combine = nn.Linear(2 * units, units)  # W_c over [context; h_t]
+            self.combine = nn.Linear(memory_units + units, units)  # W_c over [context; h_t]
+        # Made last, for the same reason; absent from the recipe's state dict, so its
+        # checkpoints load as they are. Row PAD_ID stays zero: padding adds nothing.
+        self.source_embedding = self.target_embedding = self.bridge = None
+        if embedding is not None:
+            self.source_embedding = nn.Embedding(source_features + 1, embedding,
+                                                 padding_idx=PAD_ID)  # (Vs, E), one per id
+            self.target_embedding = nn.Embedding(target_features + 1, embedding,
+                                                 padding_idx=PAD_ID)  # (Vt, E)
+        if has_bridge(config):
+            self.bridge = Bridge(config.num_layers, memory_units, units)
+
+    # ------------------------------------------------------------ input layer
+
+    @property
+    def reads_ids(self) -> bool:
+        """Whether token ids (B, T) are this model's fast input (embeddings); otherwise
+        one-hot vectors (B, T, F) are. Either is accepted."""
+        return self.source_embedding is not None
+
+    def _vectors(self, inputs: torch.Tensor, embedding: nn.Embedding | None,
+                 features: int) -> torch.Tensor:
+        """(B, T) token ids or (B, T, F) one-hot vectors → (B, T, F or E) LSTM inputs."""
+        if inputs.dim() == 3:
+            if embedding is None:
+                return inputs
+            # One-hot rows pick embedding rows exactly (column k is token id k + 1).
+            return inputs.to(embedding.weight.dtype) @ embedding.weight[1:]  # (B, T, E)
+        if embedding is not None:
+            return embedding(inputs)  # (B, T, E)
+        dtype = self.output.weight.dtype
+        vectors = F.one_hot((inputs - 1).clamp(min=0), features).to(dtype)  # (B, T, F)
+        return vectors * (inputs != PAD_ID)[..., None].to(dtype)  # PAD: an all-zero row
 
     # ------------------------------------------------------------ encoder
 
     def encode(self, encoder_input: torch.Tensor) -> Encoded:
-        """(B, S, Fs) one-hot sources → the decoder's initial state (and, with attention,
-        the memory it attends to)."""
+        """(B, S) source ids or (B, S, Fs) one-hot sources → the decoder's initial state
+        (and, with attention, the memory it attends to)."""
         return self._with_memory(*self._read(encoder_input))
 
     def encode_exact(self, encoder_input: torch.Tensor, source_lengths: torch.Tensor) -> Encoded:
         """Decoder start states for sources of mixed lengths, none of them reading padding.
 
-        encoder_input (B, S, Fs) right-padded, source_lengths (B,). One encoder call per
-        distinct length, on that group's unpadded slice: exact final states at the speed
-        of the fused LSTM kernel (``pack_padded_sequence`` is about 2× slower on CPU).
+        encoder_input (B, S) ids or (B, S, Fs) one-hot, right-padded; source_lengths (B,).
+        One encoder call per distinct length, on that group's unpadded slice: exact final
+        states at the speed of the fused LSTM kernel (``pack_padded_sequence`` is about 2×
+        slower on CPU).
         """
         if bool((source_lengths == encoder_input.shape[1]).all()):
             return self.encode(encoder_input)  # one length: nothing to split
@@ -127,7 +182,8 @@ class Seq2Seq(nn.Module):
     def encode_groups(self, groups: list[tuple[torch.Tensor, torch.Tensor]]) -> Encoded:
         """Encode groups of equal-length sources, then return them in batch order.
 
-        Each group is (rows (n,) batch positions, encoder input (n, S_group, Fs) unpadded);
+        Each group is (rows (n,) batch positions, encoder input (n, S_group) ids or
+        (n, S_group, Fs) one-hot, unpadded);
         together the rows are a permutation of range(B). With attention, each group's
         outputs are right-padded with zeros to the longest group and masked.
         """
@@ -136,7 +192,7 @@ class Seq2Seq(nn.Module):
         h = torch.cat([final[0] for final, _, _ in read], dim=1)[:, order]  # (L, B, D)
         c = torch.cat([final[1] for final, _, _ in read], dim=1)[:, order]  # (L, B, D)
         if self.attention is None:
-            return Encoded((h, c))
+            return self._with_memory((h, c), None, None)
         longest = max(memory.shape[1] for _, memory, _ in read)
         memory = torch.cat([F.pad(memory, (0, 0, 0, longest - memory.shape[1]))
                             for _, memory, _ in read]).index_select(0, order)  # (B, S, D)
@@ -153,30 +209,36 @@ class Seq2Seq(nn.Module):
         caller but the Keras layout passes unpadded sources here, so reversing the time
         axis reverses exactly the real characters.
         """
-        reversed_input = encoder_input.flip(1) if self.reverse_source else encoder_input
-        outputs, (h, c) = self.encoder(reversed_input)  # (B, S, D), each (L * dirs, B, H)
+        vectors = self._vectors(encoder_input, self.source_embedding,
+                                self.source_features)  # (B, S, Fs or E)
+        reversed_input = vectors.flip(1) if self.reverse_source else vectors
+        outputs, (h, c) = self.encoder(reversed_input)  # (B, S, M), each (L * dirs, B, H)
         final = (self._join_directions(h), self._join_directions(c))
         if self.attention is None:
             return final, None, None
         if self.reverse_source:
-            outputs = outputs.flip(1)  # (B, S, D): position s is source character s again
-        # PAD is an all-zero one-hot row; only the Keras layout passes any here.
-        mask = encoder_input.amax(dim=2) > 0  # (B, S)
+            outputs = outputs.flip(1)  # (B, S, M): position s is source character s again
+        # PAD is an all-zero one-hot row or PAD_ID; only the Keras layout passes any here.
+        mask = (encoder_input.amax(dim=2) > 0 if encoder_input.dim() == 3
+                else encoder_input != PAD_ID)  # (B, S)
         return final, outputs, mask
 
     def _with_memory(self, final: State, memory: torch.Tensor | None,
                      mask: torch.Tensor | None) -> Encoded:
+        if self.bridge is not None:
+            final = self.bridge(final)  # each (L, B, M) → (L, B, D)
         if self.attention is None:
             return Encoded(final)
         memory = dropout(memory, self.encoder_output_dropout, self.training)
-        context_weight = self.combine.weight[:, :self.units]  # (D, D) of W_c = [context | h]
+        context_weight = self.combine.weight[:, :self.memory_units]  # (D, M) of [context | h]
         return Encoded(final, self.attention.keys(memory), F.linear(memory, context_weight),
-                       mask)  # keys, values (B, S, D)
+                       mask)  # keys, values (B, S, D) (keys (B, S, M) for dot)
 
     # ------------------------------------------------------------ decoder
 
     def start_state(self, encoded: Encoded) -> DecoderState:
-        """The decoder's state before its first step: the encoder's final (h, c)."""
+        """The decoder's state before its first step: the encoder's final (h, c), through
+        the bridge when there is one."""
         if not self.input_feeding:
             return DecoderState(encoded.final)
         h = encoded.final[0]
@@ -184,8 +246,11 @@ class Seq2Seq(nn.Module):
 
     def decode(self, decoder_input: torch.Tensor, state: DecoderState,
                encoded: Encoded) -> Decoded:
-        """(B, T, Ft) one-hot decoder inputs → logits (B, T, Ft), the state after T steps
-        and, with attention, the weights (B, T, S) of every step over the sources."""
+        """(B, T) token ids or (B, T, Ft) one-hot decoder inputs → logits (B, T, Ft), the
+        state after T steps and, with attention, the weights (B, T, S) of every step over
+        the sources."""
+        decoder_input = self._vectors(decoder_input, self.target_embedding,
+                                      self.target_features)  # (B, T, Ft or E)
         if self.input_feeding:
             return self._decode_feeding(decoder_input, state, encoded)
         outputs, hidden = self.decoder(decoder_input, state.hidden)  # (B, T, D)
@@ -196,12 +261,14 @@ class Seq2Seq(nn.Module):
 
     def _decode_feeding(self, decoder_input: torch.Tensor, state: DecoderState,
                         encoded: Encoded) -> Decoded:
-        """One LSTM call per step: each step reads the previous attentional vector."""
+        """One LSTM call per step: each step reads the previous attentional vector.
+        ``decoder_input`` (B, T, Ft or E) is already vectors."""
         hidden, feed = state.hidden, state.feed  # feed (B, D)
         attentional, weights = [], []
         for t in range(decoder_input.shape[1]):
             step_input = torch.cat([decoder_input[:, t:t + 1],
-                                    feed[:, None].to(decoder_input.dtype)], dim=2)  # (B, 1, Ft+D)
+                                    feed[:, None].to(decoder_input.dtype)],
+                                   dim=2)  # (B, 1, Ft or E + D)
             output, hidden = self.decoder(step_input, hidden)  # (B, 1, D)
             step_attentional, step_weights = self._attend(output, encoded)  # (B, 1, D), (B, 1, S)
             step_attentional = self._drop(step_attentional)
@@ -217,7 +284,7 @@ class Seq2Seq(nn.Module):
         weights = self.attention(outputs, encoded.keys, encoded.mask)  # (B, T, S)
         projected_context = torch.bmm(weights.to(encoded.values.dtype),
                                       encoded.values)  # (B, T, D) = W_c,context · context
-        state_weight = self.combine.weight[:, self.units:]  # (D, D) of W_c = [context | h]
+        state_weight = self.combine.weight[:, self.memory_units:]  # (D, D) of [context | h]
         attentional = torch.tanh(projected_context
                                  + F.linear(outputs, state_weight, self.combine.bias))
         return attentional, weights  # (B, T, D), (B, T, S)
@@ -294,7 +361,8 @@ def keras_initialization(model: Seq2Seq) -> None:
 
     Measured: lower validation loss at every epoch than PyTorch's uniform ±1/√units (fra-eng
     after 8 epochs 1.415 vs 1.436-1.459; the dates demo after 4 epochs 0.011 vs 0.036).
-    Attention's layers, made last, are initialised last, as Dense layers.
+    Attention's layers, made last, are initialised last, as Dense layers; then embeddings
+    as Keras' Embedding (uniform in ±0.05, PAD's row zero) and the bridge as Dense layers.
     """
     with torch.no_grad():
         for lstm in (model.encoder, model.decoder):
@@ -315,3 +383,9 @@ def keras_initialization(model: Seq2Seq) -> None:
                 nn.init.xavier_uniform_(layer.weight)
                 if layer.bias is not None:
                     nn.init.zeros_(layer.bias)
+        for embedding in (model.source_embedding, model.target_embedding):
+            if embedding is not None:  # Keras' Embedding: uniform in ±0.05
+                nn.init.uniform_(embedding.weight, -0.05, 0.05)
+                embedding.weight[PAD_ID] = 0.0
+        if model.bridge is not None:
+            model.bridge.keras_initialization()

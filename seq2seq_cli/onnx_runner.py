@@ -73,6 +73,8 @@ class OnnxTranslator:
         self.decoder = _session(directory / "decoder_step.onnx", options)
         self.attention = description["attention"] != "none"
         self.input_feeding = bool(description["input_feeding"])
+        # A model with embeddings reads token ids; older exports lack the key: one-hot.
+        self.reads_ids = description.get("inputs", "one_hot") == "ids"
 
     @classmethod
     def load(cls, directory: str | Path, threads: int | None = None) -> OnnxTranslator:
@@ -130,10 +132,8 @@ class OnnxTranslator:
         for length in np.unique(lengths):
             group = np.flatnonzero(lengths == length)
             ids = np.array([[self._source_index.get(unit, UNK_ID) for unit in sources[i]]
-                            for i in group])  # (n, S)
-            one_hot = np.zeros((*ids.shape, width), dtype=np.float32)  # (n, S, Fs)
-            np.put_along_axis(one_hot, ids[:, :, None] - 1, 1.0, axis=2)
-            parts.append(self.encoder.run(None, {"source": one_hot}))
+                            for i in group], dtype=np.int64)  # (n, S)
+            parts.append(self.encoder.run(None, {"source": self._source_input(ids, width)}))
             rows.append(group)
         order = np.argsort(np.concatenate(rows))  # back to input order
         memory = {"h": np.concatenate([p[0] for p in parts], axis=1)[:, order],
@@ -147,12 +147,23 @@ class OnnxTranslator:
             memory["feed"] = np.zeros(memory["h"].shape[1:], dtype=np.float32)  # (B, D)
         return memory
 
+    def _source_input(self, ids: np.ndarray, width: int) -> np.ndarray:
+        """(n, S) ids as the encoder graph reads them: ids, or one-hot (n, S, Fs)."""
+        if self.reads_ids:
+            return ids
+        one_hot = np.zeros((*ids.shape, width), dtype=np.float32)  # (n, S, Fs)
+        np.put_along_axis(one_hot, ids[:, :, None] - 1, 1.0, axis=2)
+        return one_hot
+
     def _step(self, tokens: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray,
                                                                                 dict]:
         width = len(self.target_tokens) - 1
-        one_hot = np.zeros((len(tokens), width), dtype=np.float32)
-        one_hot[np.arange(len(tokens)), tokens - 1] = 1.0
-        feeds = {"token": one_hot, **state}
+        if self.reads_ids:
+            token_input = tokens.astype(np.int64)  # (N,)
+        else:
+            token_input = np.zeros((len(tokens), width), dtype=np.float32)  # (N, Ft)
+            token_input[np.arange(len(tokens)), tokens - 1] = 1.0
+        feeds = {"token": token_input, **state}
         outputs = self.decoder.run(None, feeds)
         new_state = dict(state, h=outputs[1], c=outputs[2])
         if self.input_feeding:

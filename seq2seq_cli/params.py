@@ -11,6 +11,11 @@ weights (none for ``dot``; W_a for ``general``; W_q, W_k and v for ``additive``,
 bias) and W_c with its bias, which makes the attentional vector the output layer reads.
 Input feeding widens the decoder's first layer by the attentional vector it reads back.
 
+With ``model.embedding_dim`` E each side has an embedding table, one row of E per token id
+(PAD's included, held at zero): ``V·E`` weights, no bias, and the first LSTM layers read E
+values instead of the one-hot width. With a decoder width D other than the encoder's M
+(``model.decoder_units``), the bridge maps each layer's final h and c: ``M·D + D`` each.
+
 The closed form is the explanation; the model that ``build_model`` makes is the truth.
 ``build_report`` builds it and compares, and a mismatch is a bug in this module or in the
 model (a plain RuntimeError), never the user's fault.
@@ -36,7 +41,7 @@ from seq2seq_cli.config import (
 from seq2seq_cli.corpus import load_corpus
 from seq2seq_cli.data import Vocabularies
 from seq2seq_cli.errors import DataError
-from seq2seq_cli.model import build_model, decoder_units
+from seq2seq_cli.model import build_model, decoder_units, encoder_units, has_bridge
 
 GATES = 4  # input, forget, cell candidate, output
 CONFIG_SUFFIXES = (".yaml", ".yml")
@@ -106,16 +111,34 @@ def dense_params(units: int, outputs: int) -> int:
 
 def count_layers(config: ModelConfig, source_features: int,
                  target_features: int) -> tuple[LayerCount, ...]:
-    """Encoder rows (per layer and direction), decoder rows, attention rows (if any), then
-    the output dense layer."""
+    """In the order data flows: the source embedding (if any), encoder rows (per layer and
+    direction), the bridge (if any), the target embedding (if any), decoder rows, attention
+    rows (if any), then the output dense layer."""
     directions = 2 if config.bidirectional else 1
     units = decoder_units(config)
-    encoder = _lstm_rows("encoder", config, source_features, config.latent_dim, directions,
-                         f"input = one-hot source ({source_features} columns)")
-    decoder = _lstm_rows("decoder", config, target_features + _feed_width(config), units, 1,
+    source_inputs, target_inputs = _input_widths(config, source_features, target_features)
+    encoder = _lstm_rows("encoder", config, source_inputs, config.latent_dim, directions,
+                         _input_note(config, "source", source_features))
+    decoder = _lstm_rows("decoder", config, target_inputs + _feed_width(config), units, 1,
                          _decoder_first_note(config, target_features))
-    return (*encoder, *decoder, *_attention_rows(config, units),
+    return (*_embedding_rows(config, "source", source_features), *encoder,
+            *_bridge_rows(config), *_embedding_rows(config, "target", target_features),
+            *decoder, *_attention_rows(config, units),
             _dense_row(units, target_features, attention=config.attention != "none"))
+
+
+def _input_widths(config: ModelConfig, source_features: int,
+                  target_features: int) -> tuple[int, int]:
+    """What the encoder's and the decoder's first layers read per step (before feeding)."""
+    if config.embedding_dim is None:
+        return source_features, target_features
+    return config.embedding_dim, config.embedding_dim
+
+
+def _input_note(config: ModelConfig, side: str, features: int) -> str:
+    if config.embedding_dim is None:
+        return f"input = one-hot {side} ({features} columns)"
+    return f"input = {side} embedding ({config.embedding_dim} values)"
 
 
 def _feed_width(config: ModelConfig) -> int:
@@ -155,14 +178,49 @@ def _stacked_note(units: int, directions: int, dropout: float) -> str:
 
 
 def _decoder_first_note(config: ModelConfig, target_features: int) -> str:
-    note = f"input = one-hot target ({target_features} columns)"
+    note = _input_note(config, "target", target_features)
     if config.input_feeding:
         note += (f" + {_feed_width(config)} from the previous attentional vector "
                  "(input feeding)")
-    if config.bidirectional:
+    if has_bridge(config):
+        note += (f"; units = model.decoder_units ({decoder_units(config)}): starts from the "
+                 "bridge's output")
+    elif config.bidirectional:
         note += (f"; units = 2 × {config.latent_dim}: the encoder's forward and backward "
                  "states joined")
     return note
+
+
+# ---------------------------------------------------------------- embeddings and bridge
+
+
+def _embedding_rows(config: ModelConfig, side: str, features: int) -> list[LayerCount]:
+    """One table per side: a row of E values per token id, PAD's included (held at zero)."""
+    if config.embedding_dim is None:
+        return []
+    tokens = features + 1  # the one-hot columns and PAD, which has none
+    return [_weight_row(f"{side} embedding", tokens, config.embedding_dim,
+                        f"a learned vector per {side} token id ({tokens} ids: the "
+                        f"{features} one-hot columns and PAD, whose row stays zero so padding "
+                        "adds nothing); a lookup, not a product; no bias")]
+
+
+def _bridge_rows(config: ModelConfig) -> list[LayerCount]:
+    """Per layer, h0 = tanh(W_h h + b_h) and c0 = W_c c + b_c (seq2seq_cli/bridge.py)."""
+    if not has_bridge(config):
+        return []
+    memory, units = encoder_units(config), decoder_units(config)
+    joined = " (forward and backward joined)" if config.bidirectional else ""
+    count = dense_params(memory, units)
+    rows = []
+    for layer in range(1, config.num_layers + 1):
+        for state, formula in (("h", "h0 = tanh(W_h·h + b_h)"), ("c", "c0 = W_c·c + b_c")):
+            rows.append(LayerCount(
+                f"bridge layer {layer} {state}", memory, units, 1,
+                f"{memory}·{units} + {units}", count, count,
+                f"{formula}: the encoder's final {state} of layer {layer}{joined}, {memory} "
+                f"values, to the decoder's {units} units"))
+    return rows
 
 
 def _lstm_row(name: str, input_dim: int, units: int, directions: int,
@@ -189,34 +247,35 @@ def _dense_row(units: int, target_features: int, *, attention: bool = False) -> 
 def _attention_rows(config: ModelConfig, units: int) -> list[LayerCount]:
     """The score function's weights, then W_c; nothing without attention.
 
-    Encoder outputs and decoder outputs are both ``units`` wide (E = D), the widths the
-    model gives ``Attention``.
+    Encoder outputs are ``memory`` wide (M, the encoder's units × directions), decoder
+    outputs ``units`` wide (D); they differ only with a bridge, which ``dot`` refuses.
     """
     if config.attention == "none":
         return []
-    return [*_SCORE_ROWS[config.attention](units), _combine_row(units)]
+    memory = encoder_units(config)
+    return [*_SCORE_ROWS[config.attention](units, memory), _combine_row(units, memory)]
 
 
-def _dot_score_rows(units: int) -> list[LayerCount]:
+def _dot_score_rows(units: int, memory: int) -> list[LayerCount]:
     """A row although it counts 0, so the reader sees that ``dot`` was not forgotten."""
     return [LayerCount("attention score (dot)", units, 1, 1, "0", 0, 0,
                        f"score = h_t · m_s, both {units} wide: a plain dot product, "
                        "no parameters")]
 
 
-def _general_score_rows(units: int) -> list[LayerCount]:
-    return [_weight_row("attention W_a (general)", units, units,
-                        f"score = h_t · (W_a m_s): projects each encoder output ({units} "
+def _general_score_rows(units: int, memory: int) -> list[LayerCount]:
+    return [_weight_row("attention W_a (general)", memory, units,
+                        f"score = h_t · (W_a m_s): projects each encoder output ({memory} "
                         f"wide) to the decoder's {units} units; no bias")]
 
 
-def _additive_score_rows(units: int) -> list[LayerCount]:
+def _additive_score_rows(units: int, memory: int) -> list[LayerCount]:
     return [
         _weight_row("attention W_q (additive)", units, units,
                     "score = v · tanh(W_q h_t + W_k m_s): projects the decoder output h_t; "
                     "no bias"),
-        _weight_row("attention W_k (additive)", units, units,
-                    f"projects each encoder output m_s ({units} wide); no bias"),
+        _weight_row("attention W_k (additive)", memory, units,
+                    f"projects each encoder output m_s ({memory} wide); no bias"),
         _weight_row("attention v (additive)", units, 1,
                     "turns tanh(W_q h_t + W_k m_s) into one score per source character; "
                     "no bias"),
@@ -234,11 +293,11 @@ def _weight_row(name: str, input_dim: int, outputs: int, note: str) -> LayerCoun
                       note)
 
 
-def _combine_row(units: int) -> LayerCount:
-    count = dense_params(2 * units, units)
-    return LayerCount("attentional layer W_c", 2 * units, units, 1,
-                      f"{2 * units}·{units} + {units}", count, count,
-                      f"tanh(W_c [context; h_t] + b_c): the context ({units}) and the decoder "
+def _combine_row(units: int, memory: int) -> LayerCount:
+    count = dense_params(memory + units, units)
+    return LayerCount("attentional layer W_c", memory + units, units, 1,
+                      f"{memory + units}·{units} + {units}", count, count,
+                      f"tanh(W_c [context; h_t] + b_c): the context ({memory}) and the decoder "
                       f"output h_t ({units}) joined, mapped back to {units} with a bias")
 
 

@@ -506,7 +506,8 @@ def training_batch(trainer: Trainer, pairs: EncodedPairs, rows: np.ndarray) -> B
         source_steps = max(_longest(trainer.train_pairs.source), _longest(pairs.source))
         target_steps = max(_longest(trainer.train_pairs.target), _longest(pairs.target))
     return make_batch(pairs, rows, trainer.vocabs.source.num_features,
-                      trainer.vocabs.target.num_features, source_steps, target_steps)
+                      trainer.vocabs.target.num_features, source_steps, target_steps,
+                      ids=trainer.model.reads_ids)
 
 
 def _longest(texts) -> int:

@@ -122,9 +122,25 @@ def _title(report: ParamReport) -> Text:
     layers = f"{model.num_layers} layer{'s' if model.num_layers > 1 else ''}"
     encoder = "bidirectional" if model.bidirectional else "unidirectional"
     return Text(f"Parameters of the model: latent_dim {model.latent_dim:,}, {layers}, "
-                f"{encoder} encoder{_attention_title(model)}; one-hot widths "
+                f"{encoder} encoder{_attention_title(model)}{_input_title(model)}; one-hot "
+                "widths "
                 f"{report.source_features:,} (source) and {report.target_features:,} (target)",
                 style="bold")
+
+
+def _input_title(model: ModelConfig) -> str:
+    """Embeddings and the bridge, when the model has them."""
+    parts = []
+    if model.embedding_dim is not None:
+        parts.append(f"embeddings of {model.embedding_dim:,}")
+    if _bridged(model):
+        parts.append(f"a bridge to {model.decoder_units:,} decoder units")
+    return "".join(f", {part}" for part in parts)
+
+
+def _bridged(model: ModelConfig) -> bool:
+    encoder_width = model.latent_dim * (2 if model.bidirectional else 1)
+    return model.decoder_units not in (None, encoder_width)
 
 
 def _attention_title(model: ModelConfig) -> str:
@@ -148,7 +164,7 @@ def layer_details(report: ParamReport) -> list[tuple[str, str]]:
 def explanation(report: ParamReport) -> list[tuple[str, str]]:
     """Why the formulas look as they do, as bullet paragraphs."""
     reasons = (*_reasons(report.pytorch_total - report.keras_total),
-               *_attention_reasons(report.model))
+               *_input_reasons(report.model), *_attention_reasons(report.model))
     return [("• ", text) for text in reasons]
 
 
@@ -171,6 +187,26 @@ def _reasons(extra: int) -> tuple[str, ...]:
     )
 
 
+def _input_reasons(model: ModelConfig) -> tuple[str, ...]:
+    """Only with embeddings or a bridge: what their rows are and what they change."""
+    reasons = []
+    if model.embedding_dim is not None:
+        reasons.append(
+            f"Embeddings (model.embedding_dim = {model.embedding_dim}): each side has a table "
+            "of one learned vector per token id, vocabulary × embedding_dim weights without "
+            "bias (PAD's row is held at zero, so padding adds nothing). The first encoder and "
+            "decoder layers read that vector instead of the one-hot row: their input_dim is "
+            "embedding_dim, whatever the alphabet's size, and reading a token is a lookup, "
+            "not a product.")
+    if _bridged(model):
+        reasons.append(
+            f"The bridge (model.decoder_units = {model.decoder_units}) maps the encoder's "
+            "final state of each layer to the decoder's units, h0 = tanh(W_h·h + b_h) and "
+            "c0 = W_c·c + b_c: encoder units × decoder units weights and decoder units "
+            "biases per state and layer, counted alike by Keras and PyTorch (dense layers).")
+    return tuple(reasons)
+
+
 def _attention_reasons(model: ModelConfig) -> tuple[str, ...]:
     """Only with attention: where its rows come from, and why the output layer's count
     stays what it was (its input changes meaning, not width)."""
@@ -184,5 +220,11 @@ def _attention_reasons(model: ModelConfig) -> tuple[str, ...]:
               "are dense layers, counted alike by Keras and PyTorch.")
     if model.input_feeding:
         reason += (" With input feeding the decoder's first layer also reads the previous "
-                   "attentional vector: its input_dim is the target one-hot width + units.")
+                   "attentional vector: its input_dim is the target one-hot width (or "
+                   "embedding_dim) + units.")
+    if _bridged(model):
+        reason += (" With the bridge the encoder outputs (latent_dim × directions wide) and "
+                   "the decoder's units differ: the score's projection of the encoder outputs "
+                   "is decoder units × encoder width, and W_c reads encoder width + units "
+                   "values.")
     return (reason,)
