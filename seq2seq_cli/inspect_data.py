@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from seq2seq_cli import units
 from seq2seq_cli.config import Config
 from seq2seq_cli.corpus import Corpus, load_corpus
 from seq2seq_cli.corpus_store import Progress
@@ -26,8 +27,9 @@ def inspect_data(config: Config, *, progress: Progress | None = None) -> dict[st
     vocabs = corpus.vocabularies()
     held_out = corpus.val + corpus.test
     samples = corpus.train_size + len(held_out)
-    lengths = {side: _lengths(corpus, side, [pair[i] for pair in held_out])
-               for i, side in enumerate(("source", "target"))}
+    lengths = {side: _lengths(corpus, side, [pair[i] for pair in held_out], vocab)
+               for i, (side, vocab) in enumerate((("source", vocabs.source),
+                                                  ("target", vocabs.target)))}
     max_source, max_target = lengths["source"]["max"], lengths["target"]["max"]
     stats = corpus.stats
     tensors = {
@@ -75,20 +77,22 @@ def _load(corpus: Corpus) -> dict[str, Any]:
             "processes": load.workers}
 
 
-def _lengths(corpus: Corpus, side: str, held_out: list[str]) -> dict[str, Any]:
+def _lengths(corpus: Corpus, side: str, held_out: list[str],
+             vocab: Vocabulary) -> dict[str, Any]:
+    """Lengths in the side's units (characters, or symbols)."""
     encoded = getattr(corpus.encoded, side)
     train = encoded.lengths(corpus.train_rows)
-    held = np.fromiter(map(len, held_out), dtype=np.int64, count=len(held_out))
+    held = np.fromiter(map(vocab.length, held_out), dtype=np.int64, count=len(held_out))
     total = int(train.sum()) + int(held.sum())
     count = len(train) + len(held)
     return {"max": int(max(train.max(initial=0), held.max(initial=0))),
             "mean": round(total / count, 2), "total": total}
 
 
-def _index_bytes(vocab: Vocabulary, characters: int, texts: int) -> int:
-    """The index arrays of one side: a code per character, a start and a length per text."""
-    per_character = np.min_scalar_type(max(len(vocab) - 1, 0)).itemsize
-    return characters * per_character + texts * INDEX_BYTES_PER_TEXT
+def _index_bytes(vocab: Vocabulary, unit_count: int, texts: int) -> int:
+    """The index arrays of one side: a code per unit, a start and a length per text."""
+    per_unit = np.min_scalar_type(max(len(vocab) - 1, 0)).itemsize
+    return unit_count * per_unit + texts * INDEX_BYTES_PER_TEXT
 
 
 def _tensor(samples: int, timesteps: int, features: int) -> dict[str, Any]:
@@ -97,5 +101,8 @@ def _tensor(samples: int, timesteps: int, features: int) -> dict[str, Any]:
 
 
 def _vocab(vocab: Vocabulary) -> dict[str, Any]:
-    return {"size": len(vocab), "features": vocab.num_features,
-            "characters": "".join(vocab.characters)}
+    """Characters as one string; symbols (data.*_units: symbols) as a list of them."""
+    found: str | list[str] = ("".join(vocab.characters) if vocab.units == units.CHARACTERS
+                              else list(vocab.characters))
+    return {"size": len(vocab), "features": vocab.num_features, "units": vocab.units,
+            vocab.units: found}

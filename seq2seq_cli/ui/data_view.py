@@ -48,9 +48,13 @@ def _summary_table(r: dict[str, Any]) -> Table:
         for split in ("val", "test") if splits[split]) or "nothing held out")
     for side in ("source", "target"):
         vocab, lengths = r["vocabulary"][side], r["lengths"][side]
+        units = vocab.get("units", "characters")
+        listed = (repr(vocab["characters"]) if units == "characters"
+                  else " ".join(vocab[units]))  # symbols, one space between
         table.add_row(f"{side} vocabulary", f"{vocab['size']} symbols ({vocab['features']} "
-                      f"one-hot features): {vocab['characters']!r}")
-        table.add_row(f"{side} length", f"max {lengths['max']}, mean {lengths['mean']}")
+                      f"one-hot features): {listed}")
+        table.add_row(f"{side} length", f"max {lengths['max']}, mean {lengths['mean']}"
+                      + ("" if units == "characters" else f" ({units})"))
     return table
 
 
