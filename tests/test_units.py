@@ -3,6 +3,7 @@ symbols, end to end through the CLI: train, translate, evaluate, export and the 
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
 import subprocess
@@ -76,11 +77,12 @@ def g2p_run(tmp_path_factory, lexicon) -> Path:
 
 @pytest.fixture(scope="module")
 def p2g_run(tmp_path_factory, lexicon) -> Path:
-    """Pronunciation (symbols) → spelling (characters)."""
+    """Pronunciation (symbols) → spelling (characters), with attention."""
     work = tmp_path_factory.mktemp("p2g")
     flipped = write_tsv(work / "flipped.tsv", [(t, s) for s, t in LEXICON])
-    config = write_config(work / "p2g.yaml", tree(flipped, work / "store",
-                                                  source_units="symbols"))
+    settings = tree(flipped, work / "store", source_units="symbols")
+    settings["model"]["attention"] = "dot"
+    config = write_config(work / "p2g.yaml", settings)
     train(config, work / "run")
     return work / "run"
 
@@ -207,6 +209,18 @@ def test_symbol_sources_are_split_on_any_whitespace(p2g_run, tmp_path):
     spaced = [text.replace(" ", " \t  ") for text in sources]
     translated = translate(p2g_run, *sources)
     assert translate(p2g_run, *spaced) == translated
+
+    jsonl = translate(p2g_run, sources[0], args=("--format", "jsonl", "--with-attention"))
+    record = json.loads(jsonl[0])
+    assert record["source_symbols"] == sources[0].split()  # the attention's columns
+    best = record["hypotheses"][0]
+    assert best["text"] == translated[0]
+    assert {len(row) for row in best["attention"]} == {len(sources[0].split())}
+
+    if importlib.util.find_spec("matplotlib") is not None:  # ticks are whole symbols
+        plot = tmp_path / "attention.png"
+        translate(p2g_run, sources[0], args=("--attention-plot", str(plot)))
+        assert plot.stat().st_size > 0
 
     result = runner.invoke(app, ["translate", str(p2g_run), "b aː zz", "--device", "cpu"])
     assert result.exit_code == 0, result.output
