@@ -112,7 +112,8 @@ class ModelConfig:
     latent_dim: int = option(256, "LSTM units per direction in the encoder.", min=1)
     num_layers: int = option(1, "Stacked LSTM layers in the encoder and in the decoder.", min=1)
     bidirectional: bool = option(False, "Bidirectional encoder; the decoder then has "
-                                 "2 × latent_dim units (forward and backward states joined).")
+                                 "2 × latent_dim units (forward and backward states joined), "
+                                 "unless model.decoder_units sets another width.")
     dropout: float = option(0.0, "Dropout between stacked LSTM layers (needs num_layers > 1; "
                             "see model.output_dropout for one layer).",
                             min=0.0, below=1.0)
@@ -144,7 +145,8 @@ class ModelConfig:
                                        "× 2 with model.bidirectional). Another value puts a "
                                        "learned bridge (linear + tanh for h, linear for c) "
                                        "between the encoder's final states and the decoder's "
-                                       "initial states.", min=1)
+                                       "initial states; model.attention = dot then needs the "
+                                       "default width.", min=1)
     init: str = option("keras", "Initial weights. `keras`: as the Keras recipe's layers "
                        "(Glorot-uniform input and dense weights, orthogonal recurrent weights, "
                        "zero biases except 1 for the forget gate); `pytorch`: PyTorch's "
