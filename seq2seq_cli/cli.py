@@ -274,6 +274,61 @@ def export(
                f"{directory} \"some text\"")
 
 
+@app.command()
+@user_errors
+def serve(
+    model: Annotated[Path, typer.Argument(
+        help="A run directory (its checkpoints/best.pt), a checkpoint file, or an ONNX "
+        "export directory (served with onnxruntime).", show_default=False)],
+    host: Annotated[str, typer.Option(
+        help="Address to listen on; 0.0.0.0 opens the service to other machines.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port; 0 picks a free one.")
+                    ] = 8000,
+    max_batch: Annotated[int, typer.Option(
+        min=1, help="Sources decoded in one model call, across requests (a larger request "
+        "is decoded alone); 1 turns batching off.")] = 64,
+    max_wait_ms: Annotated[float, typer.Option(
+        min=0.0, help="How long a request that arrives alone waits for others to share "
+        "its model call.")] = 2.0,
+    max_queue: Annotated[int, typer.Option(
+        min=1, help="Sources waiting for the model; beyond it requests get 503.")] = 1024,
+    max_sources: Annotated[int, typer.Option(min=1, help="Sources per request.")] = 64,
+    max_source_length: Annotated[int, typer.Option(
+        min=1, help="Characters of one source (or /score target).")] = 1000,
+    max_beam_size: Annotated[int, typer.Option(min=1, help="Largest beam_size.")] = 16,
+    max_n_best: Annotated[int, typer.Option(min=1, help="Largest n_best.")] = 16,
+    max_output_length: Annotated[Optional[int], typer.Option(  # noqa: UP045
+        min=1, help="Largest max_length, and the default one (default: 2 × the longest "
+        "training target + 10).")] = None,
+    max_body_bytes: Annotated[int, typer.Option(
+        min=1, help="Largest request body; beyond it requests get 413.")] = 1 << 20,
+    api_key_file: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        help="File holding a key; every request but /health must then send "
+        "Authorization: Bearer KEY.")] = None,
+    threads: Annotated[Optional[int], typer.Option(  # noqa: UP045
+        min=1, help="CPU threads for the model (default: every core available).")] = None,
+    shutdown_timeout: Annotated[float, typer.Option(
+        min=0.0, help="Seconds a SIGTERM or Ctrl-C waits for requests in flight.")] = 30.0,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
+    device: DeviceOption = "auto",
+) -> None:
+    """Serve a trained model over HTTP, batching concurrent requests (needs the `serve`
+    extra)."""
+    from seq2seq_cli.serving.batcher import BatchSettings
+    from seq2seq_cli.serving.limits import Limits
+    from seq2seq_cli.serving.server import ServeOptions, serve
+    from seq2seq_cli.ui.serve_view import render_ready
+
+    options = ServeOptions(
+        model, host, port, device, threads,
+        Limits(max_sources, max_source_length, max_beam_size, max_n_best, max_output_length,
+               max_body_bytes),
+        BatchSettings(max_batch, max_wait_ms, max_queue), api_key_file, shutdown_timeout,
+        access_log)
+    serve(options, on_ready=render_ready)
+
+
 config_app = typer.Typer(help="Show configs and their reference.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 

@@ -1,0 +1,212 @@
+"""The ASGI application: routes, JSON errors, the API key and the metrics around them.
+
+```
+POST /translate  {"sources": [...], "beam_size", "n_best", "length_penalty", "max_length"}
+                 -> {"results": [{"source", "hypotheses": [{"text", "score"}],
+                                  "unknown_characters"}]}
+POST /score      {"sources": [...], "targets": [...]} -> {"scores": [...]}
+GET  /health     {"status": "ready"}: the model is loaded (it is before the port opens)
+GET  /model      what is served: backend, config, vocabulary sizes, limits, version
+GET  /metrics    Prometheus text format
+```
+
+Every refusal is JSON (``{"error": kind, "message": ...}``, and the limit's option and
+value when a limit was hit); a traceback never reaches a client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from dataclasses import asdict
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from seq2seq_cli.errors import UserError
+from seq2seq_cli.serving.backend import NO_SCORING, Backend
+from seq2seq_cli.serving.batcher import Batcher, BatchSettings, QueueFull
+from seq2seq_cli.serving.limits import (
+    Limits,
+    RequestError,
+    parse_json,
+    parse_score,
+    parse_translate,
+)
+from seq2seq_cli.serving.telemetry import Telemetry
+
+LOG = logging.getLogger("seq2seq.serve")
+RETRY_AFTER_SECONDS = 1
+HTTP_KINDS = {404: "not_found", 405: "method_not_allowed"}
+
+
+class Service:
+    """The model, its queue and its counters, behind the routes."""
+
+    def __init__(self, backend: Backend, limits: Limits, batching: BatchSettings):
+        self.backend, self.limits, self.batching = backend, limits, batching
+        self.telemetry = Telemetry()
+        self.batcher = Batcher(self._run, batching, self.telemetry.batch_sources.observe)
+        self.telemetry.watch_queue(lambda: self.batcher.queued)
+
+    def _run(self, key: tuple, items: list) -> list:
+        """The worker's model call for a batch of requests sharing ``key``."""
+        kind, search = key
+        if kind == "translate":
+            return self.backend.translate(items, search)
+        return self.backend.score(items)
+
+    async def decoded(self, key: tuple, items: list) -> list:
+        if not items:
+            return []
+        try:
+            future = self.batcher.submit(key, items)
+        except QueueFull:
+            raise RequestError(503, "queue_full", f"{self.batcher.queued:,} sources are "
+                               f"waiting; at most {self.batching.max_queue:,} (--max-queue): "
+                               f"retry in {RETRY_AFTER_SECONDS} s", limit="--max-queue",
+                               maximum=self.batching.max_queue,
+                               headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
+        try:
+            return await asyncio.wrap_future(future)
+        except UserError as exc:
+            raise RequestError(400, "invalid_request", str(exc)) from None
+        except Exception:
+            LOG.exception("the model failed on a request")
+            raise RequestError(500, "internal", "the model failed on this request; the "
+                               "server's log says why") from None
+
+    # ------------------------------------------------------------ routes
+
+    async def translate(self, request: Request) -> Response:
+        body = await read_json(request, self.limits.max_body_bytes)
+        sources, search = parse_translate(body, self.limits, self.backend.default_max_length)
+        self.telemetry.sources.labels("/translate").inc(len(sources))
+        results = await self.decoded(("translate", search), sources)
+        return JSONResponse({"results": results})
+
+    async def score(self, request: Request) -> Response:
+        body = await read_json(request, self.limits.max_body_bytes)
+        sources, targets = parse_score(body, self.limits)
+        if not self.backend.can_score:
+            raise RequestError(501, "not_supported", NO_SCORING)
+        self.telemetry.sources.labels("/score").inc(len(sources))
+        scores = await self.decoded(("score", None), list(zip(sources, targets)))
+        return JSONResponse({"scores": scores})
+
+    async def health(self, request: Request) -> Response:
+        return JSONResponse({"status": "ready", "backend": self.backend.name})
+
+    async def model(self, request: Request) -> Response:
+        return JSONResponse({**self.backend.describe(), "limits": asdict(self.limits),
+                             "batching": asdict(self.batching)})
+
+    async def metrics(self, request: Request) -> Response:
+        return Response(self.telemetry.render(), media_type=self.telemetry.content_type)
+
+    # ------------------------------------------------------------ errors
+
+    async def refused(self, request: Request, exc: RequestError) -> Response:
+        self.telemetry.errors.labels(exc.kind).inc()
+        return JSONResponse(exc.body(), exc.status, headers=exc.headers)
+
+    async def http_error(self, request: Request, exc: HTTPException) -> Response:
+        kind = HTTP_KINDS.get(exc.status_code, "http_error")
+        self.telemetry.errors.labels(kind).inc()
+        message = {404: f"no endpoint {request.url.path}; the endpoints are /translate, "
+                        "/score, /health, /model and /metrics",
+                   405: f"{request.method} is not allowed on {request.url.path}"}
+        return JSONResponse({"error": kind, "message": message.get(exc.status_code,
+                                                                   str(exc.detail))},
+                            exc.status_code, headers=exc.headers)
+
+    async def bug(self, request: Request, exc: Exception) -> Response:
+        self.telemetry.errors.labels("internal").inc()
+        return JSONResponse({"error": "internal", "message": "the server failed on this "
+                             "request; its log says why"}, 500)
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """The body, refused (413) as soon as it is known to exceed ``limit`` bytes."""
+    declared = request.headers.get("content-length", "")
+    too_large = RequestError(413, "body_too_large", f"the body exceeds {limit:,} bytes "
+                             "(--max-body-bytes)", limit="--max-body-bytes", maximum=limit)
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return parse_json(bytes(body))
+
+
+def create_app(service: Service, api_key: bytes | None = None) -> ASGIApp:
+    routes = [Route("/translate", service.translate, methods=["POST"]),
+              Route("/score", service.score, methods=["POST"]),
+              Route("/health", service.health, methods=["GET"]),
+              Route("/model", service.model, methods=["GET"]),
+              Route("/metrics", service.metrics, methods=["GET"])]
+    app: ASGIApp = Starlette(routes=routes, exception_handlers={
+        RequestError: service.refused, HTTPException: service.http_error,
+        Exception: service.bug})
+    if api_key is not None:
+        app = RequireKey(app, api_key, service.telemetry)
+    return Observed(app, service.telemetry)
+
+
+class RequireKey:
+    """Every request but ``/health`` carries ``Authorization: Bearer KEY``."""
+
+    def __init__(self, app: ASGIApp, key: bytes, telemetry: Telemetry):
+        self.app, self.key, self.telemetry = app, key, telemetry
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] != "/health" and not self.allowed(scope):
+            self.telemetry.errors.labels("unauthorized").inc()
+            response = JSONResponse({"error": "unauthorized", "message": "this server needs "
+                                     "the header Authorization: Bearer KEY"}, 401,
+                                    headers={"WWW-Authenticate": "Bearer"})
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def allowed(self, scope: Scope) -> bool:
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                scheme, _, token = value.partition(b" ")
+                # compare_digest takes as long whatever the key's first wrong byte
+                return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(),
+                                                                           self.key)
+        return False
+
+
+class Observed:
+    """Counts every response by endpoint and status, and times it."""
+
+    def __init__(self, app: ASGIApp, telemetry: Telemetry):
+        self.app, self.telemetry = app, telemetry
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            self.telemetry.answered(scope["path"], status, time.perf_counter() - started)
