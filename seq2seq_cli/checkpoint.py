@@ -128,6 +128,8 @@ class TrainingState:
     progress: dict[str, Any]  # train.Progress as a dict
     history: list[dict[str, Any]]  # metrics.jsonl's records so far
     rng: dict[str, Any]  # {"torch": state, "cuda": [states]}
+    # optim.Schedule's own state (absent before learning-rate schedules: None).
+    schedule: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,8 @@ class Checkpoint:
             t = self.training
             payload |= {"optimizer": t.optimizer, "scheduler": t.scheduler, "scaler": t.scaler,
                         "progress": t.progress, "history": t.history, "rng": t.rng}
+            if t.schedule is not None:
+                payload["schedule"] = t.schedule
         return payload
 
     @classmethod
@@ -190,7 +194,7 @@ def _training_state(payload: dict[str, Any]) -> TrainingState | None:
         return None
     return TrainingState(payload["optimizer"], payload.get("scheduler"), payload.get("scaler"),
                          dict(payload["progress"]), list(payload.get("history", [])),
-                         payload["rng"])
+                         payload["rng"], payload.get("schedule"))
 
 
 def _first_line(exc: Exception) -> str:

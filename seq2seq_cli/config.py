@@ -166,22 +166,29 @@ class TrainConfig:
                                      "(null: no clipping).", min=0.0)
     lr_schedule: str = option("none", "`plateau` multiplies the learning rate by lr_factor "
                               "when the select_by metric has not improved for lr_patience "
-                              "validations. `linear`, `cosine` and `inverse_sqrt` change it "
-                              "every step over the run's budget: train.max_steps when set, "
-                              "else train.max_minutes (training time spent over the budget), "
-                              "else train.epochs × batches per epoch; `linear` and `cosine` "
-                              "reach train.min_learning_rate at the end of the budget.",
+                              "validations. `linear` and `cosine` decay it every step over "
+                              "the run's budget: train.max_steps when set, else "
+                              "train.max_minutes (training time spent over the budget, so "
+                              "the floor comes when the time runs out), else train.epochs × "
+                              "batches per epoch, reaching train.min_learning_rate at its "
+                              "end. `inverse_sqrt`: learning_rate × √(warmup_steps / step) "
+                              "after warmup. `none`: constant.",
                               choices=("none", "plateau", "linear", "cosine", "inverse_sqrt"))
-    warmup_steps: int = option(0, "Steps over which the learning rate rises linearly from 0 "
-                               "to train.learning_rate before the schedule starts (0: none).",
+    warmup_steps: int = option(0, "Optimizer steps over which the learning rate rises "
+                               "linearly (from learning_rate / (warmup_steps + 1)) to "
+                               "train.learning_rate before any schedule starts; linear and "
+                               "cosine then decay over the rest of the budget (0: none).",
                                min=0)
-    min_learning_rate: float = option(0.0, "Floor of the linear and cosine schedules, reached "
-                                      "at the end of the budget.", min=0.0)
-    lr_factor: float = option(0.5, "Learning-rate factor of the plateau schedule.",
+    min_learning_rate: float = option(0.0, "Floor of the schedules: linear and cosine reach "
+                                      "it at the end of the budget, inverse_sqrt and plateau "
+                                      "never go below it. At most train.learning_rate.",
+                                      min=0.0)
+    lr_factor: float = option(0.5, "Learning-rate factor of the plateau schedule (used only "
+                              "by plateau).",
                               min=0.0, below=1.0)
     lr_patience: int = option(2, "Validations (epochs, unless train.validate_every) without "
                               "improvement before the plateau schedule lowers the learning "
-                              "rate.", min=0)
+                              "rate (used only by plateau).", min=0)
     patience: int | None = option(10, "Early stopping: stop after this many validations "
                                   "(epochs, unless train.validate_every) without a better "
                                   "select_by metric (null: never stop early).", min=1)
@@ -469,10 +476,30 @@ def _check_cross_fields(config: Config, source: str) -> None:
                           "set model.num_layers >= 2 or model.dropout = 0, or use "
                           "model.output_dropout, which acts with one layer")
     _check_attention_options(config.model, source)
+    _check_schedule(config.train, source)
     _check_decoder_units(config.model, source)
     if config.train.max_minutes is not None and not config.train.max_minutes > 0:
         raise ConfigError(f"{source}: train.max_minutes = {config.train.max_minutes:g} is out "
                           "of range; allowed: > 0 (null: no time limit)")
+
+
+def _check_schedule(train: TrainConfig, source: str) -> None:
+    # train.lr_factor and train.lr_patience only act with plateau; their defaults are set
+    # either way, so they are not refused with another schedule.
+    if train.min_learning_rate > 0 and train.lr_schedule == "none":
+        raise ConfigError(f"{source}: train.min_learning_rate = {train.min_learning_rate:g} "
+                          "has no effect with train.lr_schedule = 'none' (the rate stays "
+                          "train.learning_rate); choose plateau, linear, cosine or "
+                          "inverse_sqrt, or set train.min_learning_rate = 0")
+    if train.min_learning_rate > train.learning_rate:
+        raise ConfigError(f"{source}: train.min_learning_rate = {train.min_learning_rate:g} "
+                          f"is above train.learning_rate = {train.learning_rate:g}; the "
+                          f"{train.lr_schedule} schedule decays from the learning rate to "
+                          "this floor, so it must be at most train.learning_rate")
+    if train.max_steps is not None and 0 < train.max_steps <= train.warmup_steps:
+        raise ConfigError(f"{source}: train.warmup_steps = {train.warmup_steps} leaves no "
+                          f"step of train.max_steps = {train.max_steps} after warmup; "
+                          "allowed: fewer warmup steps than train.max_steps")
 
 
 def cache_is_path(cache: str) -> bool:

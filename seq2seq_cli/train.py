@@ -46,11 +46,10 @@ from seq2seq_cli.errors import CheckpointError, ConfigError, DataError, UserErro
 from seq2seq_cli.experiment_log import ExperimentLog, check_available
 from seq2seq_cli.metrics import chrf, exact_match
 from seq2seq_cli.model import Seq2Seq, build_model
+from seq2seq_cli.optim import HIGHER_IS_BETTER, Schedule, build_optimizer
 from seq2seq_cli.run_dir import RunDirectory
 from seq2seq_cli.runtime import configure_threads, resolve_device
 from seq2seq_cli.translator import Translator
-
-HIGHER_IS_BETTER = ("exact_match", "chrf")  # train.select_by metrics; val_loss is lower
 
 # ---------------------------------------------------------------- events and results
 
@@ -174,7 +173,7 @@ class Trainer:
     model: Seq2Seq
     wrapped: nn.Module  # the model, or its DistributedDataParallel wrapper
     optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau | None
+    schedule: Schedule  # sets the optimizer's rate after every step and validation
     scaler: torch.amp.GradScaler
     device: torch.device
     dist: Distributed
@@ -269,13 +268,13 @@ def _fine_tuning_start(config: Config) -> Checkpoint | None:
         raise ConfigError(f"train.init_from: model.{key} = {now[key]!r} differs from "
                           f"{resolve_checkpoint(config.train.init_from)}'s {before[key]!r}; "
                           "fine-tuning keeps the model of the checkpoint it starts from, so "
+                          "copy its model section")
     for key in ("source_units", "target_units"):
         was, wanted = getattr(start.config.data, key), getattr(config.data, key)
         if was != wanted:
             raise ConfigError(f"train.init_from: data.{key} = {wanted!r} differs from "
                               f"{resolve_checkpoint(config.train.init_from)}'s {was!r}; "
                               "fine-tuning keeps the units of its vocabularies")
-                          "copy its model section")
     return start
 
 
@@ -325,30 +324,16 @@ def _build_trainer(config: Config, run: RunDirectory, vocabs: Vocabularies, corp
     torch.manual_seed(config.train.seed)
     model = build_model(config.model, vocabs.source.num_features,
                         vocabs.target.num_features).to(dist.device)
-    optimizer = _make_optimizer(config, model)
-    scheduler = (torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="max" if config.train.select_by in HIGHER_IS_BETTER else "min",
-        factor=config.train.lr_factor, patience=config.train.lr_patience)
-        if config.train.lr_schedule == "plateau" else None)
+    train_pairs = corpus.train_pairs(vocabs)
+    optimizer, schedule = build_optimizer(
+        config.train, model, batches_per_epoch(train_pairs.source.lengths,
+                                               config.train.batch_size, config.train.batching))
     scaler = torch.amp.GradScaler(dist.device.type,
                                   enabled=config.train.precision == "fp16")
-    return Trainer(config, run, vocabs, corpus.train_pairs(vocabs),
+    return Trainer(config, run, vocabs, train_pairs,
                    EncodedPairs.from_pairs(corpus.val, vocabs), corpus.val, corpus.test,
-                   model, dist.wrap(model), optimizer, scheduler, scaler, dist.device, dist,
+                   model, dist.wrap(model), optimizer, schedule, scaler, dist.device, dist,
                    on_event, should_stop)
-
-
-def _make_optimizer(config: Config, model: nn.Module) -> torch.optim.Optimizer:
-    t = config.train
-    params = model.parameters()
-    if t.optimizer == "adam":
-        return torch.optim.Adam(params, lr=t.learning_rate, weight_decay=t.weight_decay)
-    if t.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=t.learning_rate, momentum=t.momentum,
-                               weight_decay=t.weight_decay)
-    # Keras' RMSprop: rho 0.9 and epsilon 1e-7 (PyTorch's defaults are 0.99 and 1e-8).
-    return torch.optim.RMSprop(params, lr=t.learning_rate, alpha=0.9, eps=1e-7,
-                               momentum=t.momentum, weight_decay=t.weight_decay)
 
 
 def _check_precision(config: Config, device: torch.device) -> None:
@@ -429,9 +414,11 @@ def _step_and_count(trainer: Trainer, rows: np.ndarray, epoch: int, batches: int
     p.target_steps += steps
     p.chars += int(trainer.train_pairs.source.lengths[rows].sum()) + steps
     p.train_seconds += time.perf_counter() - started
-    trainer.log.step(p.steps, loss_sum / steps, trainer.optimizer.param_groups[0]["lr"])
+    trainer.log.step(p.steps, loss_sum / steps, trainer.schedule.rate)  # the step's rate
     trainer.on_event(BatchEnded(epoch, p.batches_done, batches, p.loss_sum / p.target_steps,
                                 p.chars / max(p.train_seconds, 1e-9)))
+    # After the event, so the time a step took is read as the budget check reads it next.
+    trainer.schedule.after_step(p.steps, lambda: _agreed_elapsed(trainer))
 
 
 def _validation_due(trainer: Trainer) -> bool:
@@ -442,6 +429,15 @@ def _validation_due(trainer: Trainer) -> bool:
 def elapsed_seconds(trainer: Trainer) -> float:
     """Wall-clock seconds spent training this run, earlier invocations included."""
     return trainer.elapsed_before + trainer.clock() - trainer.started
+
+
+def _agreed_elapsed(trainer: Trainer) -> float:
+    """elapsed_seconds, the same on every rank (their clocks differ a little), so that a
+    time-based schedule gives every rank the same rate."""
+    elapsed = elapsed_seconds(trainer)
+    if not trainer.dist.distributed:
+        return elapsed
+    return float(trainer.dist.sum(torch.tensor(elapsed))) / trainer.dist.world_size
 
 
 def _spent_budget(trainer: Trainer) -> str | None:
@@ -575,14 +571,13 @@ def _validation(trainer: Trainer, *, epoch_ended: bool) -> tuple[
         "char_accuracy": char_accuracy,
         "exact_match": exact_match,
         "chrf": chrf_score,
-        "learning_rate": trainer.optimizer.param_groups[0]["lr"],
+        "learning_rate": trainer.schedule.rate,  # of the next step: the floor at the end
         "seconds": p.train_seconds,
         "eval_seconds": time.perf_counter() - started,
         "chars_per_second": p.chars / max(p.train_seconds, 1e-9),
     }
     is_best = _update_progress(trainer, metrics, epoch_ended)
-    if trainer.scheduler is not None:
-        trainer.scheduler.step(metrics[trainer.config.train.select_by])
+    trainer.schedule.after_validation(metrics[trainer.config.train.select_by], p.steps)
     _write_epoch(trainer, metrics, samples, is_best)
     return metrics, samples, is_best
 
@@ -742,12 +737,13 @@ def _checkpoint(trainer: Trainer) -> Checkpoint:
     p = trainer.progress
     training = TrainingState(
         optimizer=trainer.optimizer.state_dict(),
-        scheduler=trainer.scheduler.state_dict() if trainer.scheduler else None,
+        scheduler=trainer.schedule.plateau_state_dict(),
         scaler=trainer.scaler.state_dict(),
         progress=vars(p).copy(),
         history=list(trainer.history),
         rng={"torch": torch.get_rng_state(),
-             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []})
+             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+        schedule=trainer.schedule.state_dict())
     return Checkpoint(trainer.config, trainer.vocabs, trainer.model.state_dict(), p.epoch,
                       int(trainer.train_pairs.source.lengths.max()),
                       int(trainer.train_pairs.target.lengths.max()), training,
@@ -755,7 +751,8 @@ def _checkpoint(trainer: Trainer) -> Checkpoint:
 
 
 def _restore(trainer: Trainer, checkpoint: Checkpoint) -> None:
-    """Put model, optimizer, scheduler, counters and RNG back exactly as they were saved."""
+    """Put model, optimizer, schedule, counters and RNG back exactly as they were saved."""
+    trainer.elapsed_before = float(checkpoint.extra.get("elapsed_seconds", 0.0))
     try:
         _load_state(trainer, checkpoint.weights, checkpoint.training)
     except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
@@ -763,7 +760,6 @@ def _restore(trainer: Trainer, checkpoint: Checkpoint) -> None:
         detail = str(exc).splitlines()[0][:200] if str(exc) else ""
         raise CheckpointError(f"{trainer.run.last}: damaged checkpoint, cannot resume "
                               f"({type(exc).__name__}: {detail})") from None
-    trainer.elapsed_before = float(checkpoint.extra.get("elapsed_seconds", 0.0))
     if trainer.dist.is_main:
         trainer.run.truncate_metrics(trainer.progress.epoch, trainer.progress.steps)
 
@@ -772,11 +768,11 @@ def _load_state(trainer: Trainer, weights: dict[str, torch.Tensor],
                 training: TrainingState) -> None:
     trainer.model.load_state_dict(weights)
     trainer.optimizer.load_state_dict(training.optimizer)
-    if trainer.scheduler is not None and training.scheduler:
-        trainer.scheduler.load_state_dict(training.scheduler)
     if training.scaler:
         trainer.scaler.load_state_dict(training.scaler)
     trainer.progress = Progress(**training.progress)
+    trainer.schedule.load_state_dict(training.schedule, training.scheduler,
+                                     trainer.progress.steps, trainer.elapsed_before)
     trainer.history = list(training.history)
     torch.set_rng_state(training.rng["torch"])
     if training.rng["cuda"] and torch.cuda.is_available():
