@@ -53,10 +53,11 @@ class DataConfig:
     num_samples: int | None = option(None, "Use only the first N pairs of the file "
                                      "(null: all).", min=1)
     max_source_length: int | None = option(None, "Drop pairs whose source is longer "
-                                           "(characters, after normalisation; null: no limit).",
-                                           min=1)
+                                           "(in units of data.source_units, after "
+                                           "normalisation; null: no limit).", min=1)
     max_target_length: int | None = option(None, "Drop pairs whose target is longer "
-                                           "(null: no limit).", min=1)
+                                           "(in units of data.target_units; null: no "
+                                           "limit).", min=1)
     lowercase: bool = option(False, "Lowercase both sides before anything else.")
     normalization: str = option("NFC", "Unicode normalisation applied to both sides.",
                                 choices=("NFC", "NFD", "NFKC", "NFKD", "none"))
