@@ -15,8 +15,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from seq2seq_cli import __version__
 from seq2seq_cli.errors import UserError
+from seq2seq_cli.version import __version__
 
 app = typer.Typer(
     name="seq2seq",
@@ -375,11 +375,12 @@ def inspect_params(
         "--format", help="table for people, json for scripts.")] = OutputFormat.table,
 ) -> None:
     """Explain, layer by layer, where every parameter of the model comes from."""
-    from seq2seq_cli.params import inspect_params_command
+    from seq2seq_cli.params import inspect_params as run_inspect
+    from seq2seq_cli.ui.params_view import render_param_report
 
-    inspect_params_command(target, source_features=source_features,
-                           target_features=target_features, overrides=overrides,
-                           output_format=format.value)
+    report = run_inspect(target, source_features=source_features,
+                         target_features=target_features, overrides=overrides)
+    render_param_report(report, format.value)
 
 
 @app.command("inspect-data")

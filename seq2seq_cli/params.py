@@ -404,15 +404,3 @@ def inspect_params(target: str | Path, *, source_features: int | None = None,
     widths = _resolve(Path(target), source_features, target_features, overrides)
     return build_report(widths.config.model, widths.source_features, widths.target_features,
                         widths.widths_from)
-
-
-def inspect_params_command(target: str | Path, *, source_features: int | None = None,
-                           target_features: int | None = None,
-                           overrides: list[str] | tuple[str, ...] = (),
-                           output_format: str = "table") -> None:
-    """``seq2seq inspect-params``: compute here, render in the ui layer."""
-    from seq2seq_cli.ui.params_view import render_param_report
-
-    report = inspect_params(target, source_features=source_features,
-                            target_features=target_features, overrides=overrides)
-    render_param_report(report, output_format)
