@@ -16,6 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from seq2seq_cli.errors import UserError
+from seq2seq_cli.presets import PRESETS
 from seq2seq_cli.version import __version__
 
 app = typer.Typer(
@@ -329,8 +330,36 @@ def serve(
     serve(options, on_ready=render_ready)
 
 
-config_app = typer.Typer(help="Show configs and their reference.", no_args_is_help=True)
+config_app = typer.Typer(help="Start, show and document configs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+Preset = Enum("Preset", {name: name for name in PRESETS}, type=str)
+
+
+@config_app.command("init")
+@user_errors
+def config_init(
+    preset: Annotated[Preset, typer.Option(
+        help="recipe: the Keras recipe; quality: embeddings, a bidirectional encoder, "
+             "attention and a schedule that decays to the end of the budget.")] = "recipe",
+    minutes: Annotated[Optional[float], typer.Option(  # noqa: UP045
+        help="Time budget: sets train.max_minutes (and epochs high, so time ends the run).",
+        show_default=False)] = None,
+    data: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        help="Corpus file: sets data.path and picks each side's units (symbols or "
+             "characters) from its first lines, with the reason as a comment.",
+        show_default=False)] = None,
+    output: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        help="Write the config to this new file (an existing one is never overwritten) "
+             "instead of printing it.", show_default=False)] = None,
+) -> None:
+    """Write a commented config to start from."""
+    from seq2seq_cli.config_init import init_config
+
+    text = init_config(Preset(preset).value, minutes=minutes, data=data, output=output)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        typer.echo(f"{output}: written ({Preset(preset).value} preset)", err=True)
 
 
 @config_app.command("show")

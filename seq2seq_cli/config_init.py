@@ -1,0 +1,109 @@
+"""``seq2seq config init``: a commented YAML config to start from.
+
+A preset of ``presets.py``, optionally with a time budget (``--minutes``) and a corpus
+(``--data``) whose sides get the units ``unit_choice`` picks, each with the reason as a
+comment. The text is checked to load as a config before it is returned, and a file is
+only ever created, never overwritten.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from seq2seq_cli.config import SECTIONS, config_from_dict
+from seq2seq_cli.errors import ConfigError, UserError
+from seq2seq_cli.presets import DESCRIPTIONS, EPOCHS_UNDER_A_TIME_BUDGET, NOTES, PRESETS
+from seq2seq_cli.unit_choice import UnitChoice, choose_corpus_units
+
+WIDTH = 90  # comment lines are wrapped to this many characters
+
+
+def init_config(preset: str = "recipe", *, minutes: float | None = None,
+                data: str | None = None, output: Path | None = None) -> str:
+    """The config text; also written to ``output`` when given (which must not exist)."""
+    if preset not in PRESETS:
+        raise ConfigError(f"--preset {preset!r} is not a preset; choose one of: "
+                          f"{', '.join(PRESETS)}")
+    if minutes is not None and not minutes > 0:
+        raise ConfigError(f"--minutes {minutes:g} is out of range; allowed: > 0")
+    tree = copy.deepcopy(PRESETS[preset])
+    notes = {**NOTES["any"], **NOTES[preset]}
+    if minutes is not None:
+        tree["train"] |= {"epochs": EPOCHS_UNDER_A_TIME_BUDGET, "max_minutes": float(minutes)}
+        notes |= NOTES["minutes"]
+    header = [f"A seq2seq config from the `{preset}` preset: {DESCRIPTIONS[preset]}."]
+    if data is not None:
+        source, target, read = choose_corpus_units(data)
+        tree["data"] |= {"path": data, "source_units": source.kind,
+                         "target_units": target.kind}
+        notes |= {"data.path": f"Your corpus (its first {read:,} pairs chose the units "
+                               "below).",
+                  "data.source_units": _units_note(source),
+                  "data.target_units": _units_note(target)}
+    header.append(f"Written by `{_command(preset, minutes, data)}`. Every key: `seq2seq "
+                  "config reference`; every default filled in: `seq2seq config show "
+                  "THIS_FILE`.")
+    text = _render(tree, notes, header)
+    config_from_dict(yaml.safe_load(text), "config init")  # a bug if this ever fails
+    if output is not None:
+        _create(output, text)
+    return text
+
+
+def _units_note(choice: UnitChoice) -> str:
+    return f"{choice.kind}: {choice.reason}."
+
+
+def _command(preset: str, minutes: float | None, data: str | None) -> str:
+    words = ["seq2seq config init", f"--preset {preset}"]
+    if minutes is not None:
+        words.append(f"--minutes {minutes:g}")
+    if data is not None:
+        words.append(f"--data {data}")
+    return " ".join(words)
+
+
+def _render(tree: dict[str, dict[str, Any]], notes: dict[str, str],
+            header: list[str]) -> str:
+    lines = [line for paragraph in header for line in _comment(paragraph, "")]
+    for section, cls in SECTIONS.items():
+        values = tree.get(section, {})
+        lines.append(f"{section}:")
+        # In the order of the config reference, not of the preset's dict.
+        for f in dataclasses.fields(cls):
+            if f.name not in values:
+                continue
+            note = notes.get(f"{section}.{f.name}") or _first_sentence(f.metadata["help"])
+            lines += _comment(note, "  ")
+            dumped = yaml.safe_dump({f.name: values[f.name]}, allow_unicode=True,
+                                    default_flow_style=False, sort_keys=False)
+            lines += ["  " + line for line in dumped.splitlines()]
+    return "\n".join(lines) + "\n"
+
+
+def _comment(text: str, indent: str) -> list[str]:
+    return textwrap.wrap(text, WIDTH, initial_indent=f"{indent}# ",
+                         subsequent_indent=f"{indent}# ", break_on_hyphens=False)
+
+
+def _first_sentence(help_text: str) -> str:
+    sentence, dot, _ = help_text.partition(". ")
+    return sentence + "." if dot else help_text
+
+
+def _create(path: Path, text: str) -> None:
+    """Create ``path`` with ``text``; an existing file is refused, never replaced."""
+    try:
+        with open(path, "x", encoding="utf-8") as handle:
+            handle.write(text)
+    except FileExistsError:
+        raise UserError(f"{path}: already exists; config init never overwrites a file "
+                        "(choose another --output, or remove it first)") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write ({exc.strerror or exc})") from None
