@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORPUS ?= ../shared/data/fra-eng.tsv
 
-.PHONY: install test lint docs demo bench bench-quality bench-workflow data clean
+.PHONY: install test lint docs demo bench bench-quality bench-workflow bench-soak data clean
 
 install: $(STAMP)
 
@@ -41,6 +41,10 @@ bench-quality: $(STAMP)
 # Fine-tuning against training from scratch, checkpoint averaging (benchmarks/workflow.md).
 bench-workflow: $(STAMP)
 	$(BIN)/python benchmarks/workflow.py --corpus $(CORPUS)
+
+# Five minutes of valid and hostile requests against `seq2seq serve`: memory, errors, uptime.
+bench-soak: $(STAMP)
+	$(BIN)/python benchmarks/serve.py --soak 300
 
 data:
 	$(PYTHON) data/make_dates.py

@@ -32,6 +32,8 @@ from machine import OtherLoad, cores, machine_info
 from processes import help_section, memory_section
 from report import Section, markdown, print_table, write_markdown
 from seq2seq_cli.corpus import load_corpus
+from serve import CLIENTS, serve_section
+from serve import Plan as ServePlan
 from training import (
     LENGTH,
     VARIANTS,
@@ -60,14 +62,17 @@ class Plan:
     memory_samples: int | None  # None: the whole file
     help_runs: int
     large_pairs: int  # the generated corpus of section 11
+    serve: ServePlan  # section 12: clients, warm-up and seconds per measured row
 
     @classmethod
     def build(cls, quick: bool, repeats: int | None) -> Plan:
         if quick:
-            return cls(repeats or 1, 3000, 1, 200, 50, 5000, 3, 20_000)
+            return cls(repeats or 1, 3000, 1, 200, 50, 5000, 3, 20_000,
+                       ServePlan((1, 32), 0.2, 0.5))
         # 4 epochs: the first two say more about the start-up of the optimizer than about
         # how well a batching trains.
-        return cls(repeats or 3, 10_000, 4, 1000, 1000, None, 10, 10_000_000)
+        return cls(repeats or 3, 10_000, 4, 1000, 1000, None, 10, 10_000_000,
+                   ServePlan(CLIENTS, 1.0, 5.0))
 
 
 def positive(text: str) -> int:
@@ -117,6 +122,8 @@ def run_benchmarks(corpus: Path, plan: Plan, workdir: Path) -> list[Section]:
                             workdir / "ddp", log),
         lambda: large_corpus_section(workdir / "large", log, plan.large_pairs,
                                      baseline=plan.large_pairs > 1_000_000),
+        lambda: serve_section(runs[LENGTH][-1].run_dir, sources, workdir / "serve", cores(),
+                              plan.serve, log),
     ]
     sections = training + [measured(benchmark) for benchmark in others]
     with OtherLoad() as load:

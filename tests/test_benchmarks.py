@@ -23,6 +23,7 @@ def test_benchmark_smoke_run_reports_every_benchmark(tmp_path):
     for section in ("1. Training epoch", "2. Training throughput", "3. Decoding",
                     "4. Peak memory", "5. CLI start-up", "6. bf16 autocast",
                     "7. Processes vs threads", "8. Attention: training epoch",
-                    "9. Attention: decoding", "10. Deploy: ONNX export", "11. Large corpora"):
+                    "9. Attention: decoding", "10. Deploy: ONNX export", "11. Large corpora",
+                    "12. Serve: HTTP with dynamic batching"):
         assert section in result.stdout, section
     assert "Traceback" not in result.stderr
