@@ -39,17 +39,24 @@ ADVICE = ["model.attention=general", "model.output_dropout=0.3"]
 
 def variants(units: dict[str, str]) -> dict[str, list[str]]:
     """name → overrides for a task whose sides are read as ``units`` says."""
-    from seq2seq_cli.presets import preset_overrides
-
     symbol_units = [f"data.{side}_units={kind}" for side, kind in units.items()]
+    named = {"recipe": [], "advice": ADVICE, "advice + units": ADVICE + symbol_units}
     quality = preset_overrides("quality")
-    return {
-        "recipe": [],
-        "advice": ADVICE,
-        "advice + units": ADVICE + symbol_units,
-        "quality": quality + symbol_units,
-        "quality, characters": quality,
-    }
+    if quality is None:  # a version without presets
+        return named
+    return {**named, "quality": quality + symbol_units, "quality, characters": quality}
+
+
+def preset_overrides(name: str) -> list[str] | None:
+    """A preset's model and train values as overrides (its data section names the demo)."""
+    try:
+        from seq2seq_cli.presets import PRESETS
+    except ImportError:
+        return None
+    values = PRESETS[name]
+    return [f"{section}.{key}={'null' if value is None else value}"
+            for section in ("model", "train") for key, value in values[section].items()
+            if key not in ("epochs", "patience")]
 
 
 @dataclass(frozen=True)
