@@ -308,7 +308,8 @@ def serve(
         help="File holding a key; every request but /health must then send "
         "Authorization: Bearer KEY.")] = None,
     threads: Annotated[Optional[int], typer.Option(  # noqa: UP045
-        min=1, help="CPU threads for the model (default: every core available).")] = None,
+        min=1, help="CPU threads for the model (default: the idle cores, as train counts "
+        "them; onnxruntime's own choice for an export).")] = None,
     shutdown_timeout: Annotated[float, typer.Option(
         min=0.0, help="Seconds a SIGTERM or Ctrl-C waits for requests in flight.")] = 30.0,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
