@@ -22,10 +22,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # decoder, attention, dropout, adam with a warmup and a linear decay to the budget.
     "quality": {
         "data": {"path": "data/dates.tsv", "val_fraction": 0.1},
-        "model": {"latent_dim": 256, "embedding_dim": 64, "bidirectional": True,
+        "model": {"latent_dim": 128, "embedding_dim": 64, "bidirectional": True,
                   "decoder_units": 256, "attention": "general", "output_dropout": 0.2},
-        "train": {"epochs": 20, "batch_size": 64, "optimizer": "adam",
-                  "learning_rate": 0.002, "clip_norm": 1.0, "lr_schedule": "linear",
+        "train": {"epochs": 20, "batch_size": 32, "optimizer": "adam",
+                  "learning_rate": 0.003, "clip_norm": 1.0, "lr_schedule": "linear",
                   "warmup_steps": 200, "patience": None, "select_by": "exact_match"},
     },
 }
