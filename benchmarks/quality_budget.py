@@ -145,14 +145,16 @@ def table(results: list[dict], task: str) -> list[str]:
 def write_report(results: list[dict], args: argparse.Namespace, summary: dict) -> None:
     lines = ["# Quality at an equal time budget", "",
              f"`benchmarks/quality_budget.py {' '.join(sys.argv[1:])}`: every run trained for "
-             f"{args.minutes:g} minutes of {args.clock} time on {args.threads} thread(s), "
+             f"the minutes given below of {args.clock} time on {args.threads} thread(s), "
              f"{args.jobs} at a time, then best.pt scored on the test split (exact match and "
              "UER, the unit error rate, in %; UER is the symbol error rate where the target is "
              "read as symbols, else the character error rate).", ""]
     for task in dict.fromkeys(r["task"] for r in results):
         info = summary.get(task, {})
+        minutes = next(r["minutes"] for r in results if r["task"] == task)
         lines += [f"## {task}", "", f"train / dev / test: {info.get('sizes')}; alphabets "
-                  f"{info.get('train_source_alphabet')} → {info.get('train_target_alphabet')}",
+                  f"{info.get('train_source_alphabet')} → {info.get('train_target_alphabet')}"
+                  f"; {minutes:g} minutes a run",
                   "", *table(results, task), ""]
     args.output.write_text("\n".join(lines), encoding="utf-8")
     args.output.with_suffix(".json").write_text(json.dumps(results, indent=1),
@@ -165,6 +167,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tasks", nargs="*", default=None)
     parser.add_argument("--variants", nargs="*", default=None)
     parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--task-minutes", nargs="*", default=[],
+                        help="TASK=MINUTES budgets that replace --minutes for those tasks")
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=2)
@@ -190,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     results = [r for r in results if (r["task"], r["variant"], r["seed"]) in done]
     with tempfile.TemporaryDirectory(prefix="seq2seq-quality-budget-") as tmp:
         jobs = []
+        budgets = {task: float(m) for task, _, m in
+                   (item.partition("=") for item in args.task_minutes)}
         for task in tasks:
             units = {side: summary[task][f"{side}_units"] for side in ("source", "target")
                      if summary[task][f"{side}_units"] != "characters"}
@@ -203,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
                 for seed in args.seeds:
                     if (task, name, seed) in done:
                         continue
-                    jobs.append(Job(task, name, seed, overrides, args.minutes, args.clock,
+                    jobs.append(Job(task, name, seed, overrides,
+                                    budgets.get(task, args.minutes), args.clock,
                                     args.threads, str(args.tasks_dir / task),
                                     str(Path(tmp) / f"run-{len(jobs)}")))
         with ThreadPoolExecutor(args.jobs) as pool:
