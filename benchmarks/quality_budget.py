@@ -40,11 +40,15 @@ ADVICE = ["model.attention=general", "model.output_dropout=0.3"]
 def variants(units: dict[str, str]) -> dict[str, list[str]]:
     """name → overrides for a task whose sides are read as ``units`` says."""
     symbol_units = [f"data.{side}_units={kind}" for side, kind in units.items()]
-    named = {"recipe": [], "advice": ADVICE, "advice + units": ADVICE + symbol_units}
+    named = {"recipe": [], "advice": ADVICE}
+    if symbol_units:  # the same runs again, with the task's symbol units
+        named["advice + units"] = ADVICE + symbol_units
     quality = preset_overrides("quality")
-    if quality is None:  # a version without presets
-        return named
-    return {**named, "quality": quality + symbol_units, "quality, characters": quality}
+    if quality is not None:  # a version with presets
+        named["quality"] = quality + symbol_units
+        if symbol_units:
+            named["quality, characters"] = quality
+    return named
 
 
 def preset_overrides(name: str) -> list[str] | None:
