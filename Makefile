@@ -23,9 +23,9 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-# The README's config reference, generated from seq2seq_cli/config.py.
+# The config reference (docs/config.md), generated from seq2seq_cli/config.py.
 docs: $(STAMP)
-	$(BIN)/seq2seq config reference --write README.md
+	$(BIN)/seq2seq config reference --write docs/config.md
 
 # Each demo run gets its own directory, so an earlier one is never replaced.
 demo: $(STAMP)

@@ -376,7 +376,8 @@ def config_show(config: ConfigArg, overrides: SetOption = []) -> None:  # noqa: 
 @user_errors
 def config_reference(
     write: Annotated[Optional[Path], typer.Option(  # noqa: UP045
-        help="Rewrite the reference between the markers of this Markdown file (the README) "
+        help="Rewrite the reference between the markers of this Markdown file "
+             "(docs/config.md) "
              "instead of printing it.")] = None,
 ) -> None:
     """The config reference (every key, type, default and meaning) as Markdown tables."""

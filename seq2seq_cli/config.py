@@ -1,7 +1,7 @@
 """The experiment config: one tree of frozen dataclasses that mirrors the YAML sections.
 
 Every default, bound and allowed value lives in the field definitions below, and nowhere
-else; the README's config reference is generated from the same metadata
+else; the config reference (docs/config.md) is generated from the same metadata
 (``config_reference()``). YAML is read with a ``yaml.SafeLoader`` so a file cannot construct
 Python objects.
 """
@@ -121,7 +121,7 @@ class ModelConfig:
     attention: str = option("none", "Attention of the decoder over every encoder output, "
                             "on top of the (h, c) hand-off: `dot` and `general` (Luong et al. "
                             "2015), `additive` (Bahdanau et al. 2015); `none` is the Keras "
-                            "recipe. See the README's \"Getting good quality\".",
+                            "recipe. See docs/quality.md.",
                             choices=("none", "dot", "general", "additive"))
     input_feeding: bool = option(False, "Feed the previous attentional vector into the next "
                                  "decoder step (Luong et al. 2015). Runs the decoder one step "
@@ -136,7 +136,7 @@ class ModelConfig:
     reverse_source: bool = option(False, "Feed each source to the encoder last character "
                                   "first (Sutskever et al., 2014): the first target characters "
                                   "then depend on the most recently read ones. Helps on "
-                                  "fra-eng, hurts on the dates demo; see the README.")
+                                  "fra-eng, hurts on the dates demo; see docs/quality.md.")
     embedding_dim: int | None = option(None, "Learned embedding of this size in front of "
                                        "the encoder and the decoder LSTM instead of the "
                                        "one-hot input (null: one-hot, the Keras recipe). Makes "

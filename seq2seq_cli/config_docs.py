@@ -1,7 +1,7 @@
 """The config reference as Markdown, generated from the config dataclasses.
 
-The README's "Config reference" tables are this text between two markers;
-``seq2seq config reference --write README.md`` (``make docs``) rewrites them, and a test
+docs/config.md's tables are this text between two markers;
+``seq2seq config reference --write docs/config.md`` (``make docs``) rewrites them, and a test
 fails when the committed page differs from what the dataclasses say.
 """
 

@@ -1,4 +1,5 @@
-"""The README's config reference is generated from the config dataclasses and kept fresh."""
+"""The config reference (docs/config.md) is generated from the config dataclasses and kept
+fresh."""
 
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from seq2seq_cli.cli import app
 from seq2seq_cli.config_docs import END, START, reference_markdown, with_reference
 from seq2seq_cli.errors import UserError
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[1] / "docs" / "config.md"
 
 
 def test_the_committed_reference_is_what_the_dataclasses_say():

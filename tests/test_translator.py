@@ -128,7 +128,7 @@ def test_importing_the_package_does_not_import_torch():
 
 def test_the_readme_python_example_runs(run_dir):
     """The README's "Use a model from Python" snippet, run on a small dates model."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
     section = readme.split("## Use a model from Python", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     code = code.replace('"runs/dates"', repr(str(run_dir)))
