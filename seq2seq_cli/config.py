@@ -234,9 +234,10 @@ class TrainConfig:
                         "epoch; needs the `plot` extra (matplotlib), skipped without it.")
     seed: int = option(42, "Seed of initialisation, dropout and batch order.", min=0)
     threads: int | None = option(None, "CPU threads per process (null: the idle cores, i.e. "
-                                 "the cores less the one-minute load average, at least 1, "
-                                 "shared among processes: a thread that shares its core "
-                                 "with another job slows every step).",
+                                 "the cores less the tasks other processes keep running "
+                                 "when training starts, at least 1, shared among "
+                                 "processes: a thread that shares its core with another "
+                                 "job slows every step several times).",
                                  min=1)
     precision: str = option("fp32", "Arithmetic: bf16 uses autocast on CPU and CUDA; fp16 "
                             "only on CUDA.", choices=("fp32", "bf16", "fp16"))

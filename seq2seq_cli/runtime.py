@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import torch
 
@@ -45,14 +46,34 @@ def configure_threads(threads: int | None, world_size: int = 1) -> int:
 
 
 def idle_cores() -> int:
-    """Cores not busy with other work: this process's cores less the one-minute load
-    average (rounded), at least one. Where no load average exists, all of them."""
+    """Cores not busy with other work: this process's cores less the tasks that other
+    processes keep running, at least one."""
     cores = available_cores()
+    busy = other_running_tasks()
+    return cores if busy is None else min(cores, max(1, cores - busy))
+
+
+def other_running_tasks(samples: int = 5, interval: float = 0.01) -> int | None:
+    """How many other tasks are running or waiting for a CPU right now: the kernel's count
+    of runnable tasks (``/proc/loadavg``), less this one, the least of a few samples so a
+    passing blip does not count. Unlike the load average, this does not remember a job
+    that ended a minute ago (a run started right after another would get fewer threads).
+    Where there is no such count, the one-minute load average; None without either."""
+    counts = []
+    for index in range(samples):
+        try:
+            with open("/proc/loadavg", encoding="ascii") as handle:
+                counts.append(int(handle.read().split()[3].split("/")[0]) - 1)
+        except (OSError, ValueError, IndexError):
+            break
+        if index + 1 < samples:
+            time.sleep(interval)
+    if counts:
+        return max(0, min(counts))
     try:
-        busy = round(os.getloadavg()[0])
+        return round(os.getloadavg()[0])
     except (AttributeError, OSError):  # not on Unix
-        return cores
-    return min(cores, max(1, cores - busy))
+        return None
 
 
 def available_cores() -> int:
