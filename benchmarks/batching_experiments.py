@@ -22,7 +22,7 @@ import torch
 
 import training
 from machine import OtherLoad, cores, median
-from seq2seq_cli.batching import epoch_batches
+from seq2seq_cli.data.batching import epoch_batches
 from seq2seq_cli.train import (
     Trainer,
     autocast,

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seq2seq_cli.batching import epoch_batches
 from seq2seq_cli.config import Config
-from seq2seq_cli.corpus import load_corpus
+from seq2seq_cli.data.batching import epoch_batches
+from seq2seq_cli.data.corpus import load_corpus
 
 FORWARD_AND_BACKWARD = 3
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from machine import median
 from report import Check, Section
 from seq2seq_cli.config import Config
-from seq2seq_cli.inspect_data import inspect_data
+from seq2seq_cli.data.report import inspect_data
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -31,7 +31,7 @@ from large_corpus import large_corpus_section
 from machine import OtherLoad, cores, machine_info
 from processes import help_section, memory_section
 from report import Section, markdown, print_table, write_markdown
-from seq2seq_cli.corpus import load_corpus
+from seq2seq_cli.data.corpus import load_corpus
 from serve import CLIENTS, serve_section
 from serve import Plan as ServePlan
 from training import (

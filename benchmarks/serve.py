@@ -423,7 +423,7 @@ def train_model(workdir: Path, smoke: bool) -> Path:
 
 
 def read_sources(path: Path, limit: int) -> list[str]:
-    from seq2seq_cli.data import read_pairs
+    from seq2seq_cli.data.reading import read_pairs
 
     return [source for source, _ in read_pairs(path, skip_malformed=True).pairs[-limit:]]
 

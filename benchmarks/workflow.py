@@ -98,7 +98,7 @@ def _dates_val(run: Path, workdir: Path) -> Path:
     """The dates run's own validation split, as a file for `seq2seq evaluate`."""
     sys.path.insert(0, str(ROOT))
     from seq2seq_cli.config import load_config
-    from seq2seq_cli.corpus import load_corpus
+    from seq2seq_cli.data.corpus import load_corpus
 
     config = load_config(run / "config.yaml")
     path = workdir / "dates-val.tsv"

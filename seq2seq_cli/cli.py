@@ -424,7 +424,7 @@ def inspect_data(
 ) -> None:
     """Report what the data pipeline makes of a corpus: counts, vocabularies, tensor sizes."""
     from seq2seq_cli.config import load_config
-    from seq2seq_cli.inspect_data import inspect_data as run_inspect
+    from seq2seq_cli.data.report import inspect_data as run_inspect
     from seq2seq_cli.ui.data_view import render_data_report
     from seq2seq_cli.ui.loading_view import CorpusLoadingBar
 

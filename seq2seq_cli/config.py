@@ -27,7 +27,7 @@ Paths = str | tuple[str, ...]
 # Data settings that change how the corpus is loaded, never what it holds: a resumed run
 # may change them.
 LOADING_ONLY_DATA_KEYS = ("cache", "workers")
-# How a side's text is cut into units (seq2seq_cli/units.py).
+# How a side's text is cut into units (seq2seq_cli/data/units.py).
 UNIT_KINDS = ("characters", "symbols")
 
 

@@ -17,9 +17,9 @@ from typing import Any
 import yaml
 
 from seq2seq_cli.config import SECTIONS, config_from_dict
+from seq2seq_cli.data.unit_choice import UnitChoice, choose_corpus_units
 from seq2seq_cli.errors import ConfigError, UserError
 from seq2seq_cli.presets import DESCRIPTIONS, EPOCHS_UNDER_A_TIME_BUDGET, NOTES, PRESETS
-from seq2seq_cli.unit_choice import UnitChoice, choose_corpus_units
 
 WIDTH = 90  # comment lines are wrapped to this many characters
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from seq2seq_cli import units
-from seq2seq_cli.data import BOS_ID, EOS_ID, Vocabularies, Vocabulary
+from seq2seq_cli.data import units
+from seq2seq_cli.data.vocabulary import BOS_ID, EOS_ID, Vocabularies, Vocabulary
 from seq2seq_cli.errors import UserError
 from seq2seq_cli.model import DecoderState, Encoded, Seq2Seq
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from seq2seq_cli import metrics, units
+from seq2seq_cli import metrics
+from seq2seq_cli.data import units
 
 # Source lengths in units (data.source_units), after normalisation; None: no upper bound.
 LENGTH_BUCKETS: tuple[tuple[int, int | None], ...] = ((1, 10), (11, 20), (21, 40), (41, None))

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from sacrebleu.metrics import BLEU, CHRF
 
-from seq2seq_cli import units
+from seq2seq_cli.data import units
 
 
 def edit_distance(a: Sequence, b: Sequence) -> int:

@@ -36,7 +36,7 @@ from torch import nn
 from seq2seq_cli.attention import Attention
 from seq2seq_cli.bridge import Bridge
 from seq2seq_cli.config import ModelConfig
-from seq2seq_cli.data import PAD_ID
+from seq2seq_cli.data.vocabulary import PAD_ID
 
 DECODER_PARTS = 2  # halves; more parts measured no faster on fra-eng
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (num_layers, B, decoder_units)

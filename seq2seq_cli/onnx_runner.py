@@ -6,7 +6,7 @@ PyTorch, no seq2seq-cli). It imports nothing but the standard library, numpy and
 onnxruntime, and repeats the search of ``seq2seq_cli/decode.py`` on the exported graphs:
 the same grouping of sources by length, the same greedy and beam search, the same scores
 (length-normalised log-probabilities, EOS counted), and the same units of text as
-``seq2seq_cli/units.py`` (``split_units`` and ``join_units`` below are its copy).
+``seq2seq_cli/data/units.py`` (``split_units`` and ``join_units`` below are its copy).
 
     python seq2seq_onnx.py EXPORT_DIR "text" ... [--beam-size K] [--n-best N]
 """
@@ -32,12 +32,12 @@ CHARACTERS = "characters"  # what an export without source_units / target_units 
 
 
 def split_units(text: str, kind: str) -> list[str]:
-    """Characters, or whitespace-separated symbols (as seq2seq_cli/units.py)."""
+    """Characters, or whitespace-separated symbols (as seq2seq_cli/data/units.py)."""
     return list(text) if kind == CHARACTERS else text.split()
 
 
 def join_units(units: list[str], kind: str) -> str:
-    """Characters end to end, symbols with one space between (as seq2seq_cli/units.py)."""
+    """Characters end to end, symbols with one space between (as seq2seq_cli/data/units.py)."""
     return "".join(units) if kind == CHARACTERS else " ".join(units)
 DESCRIPTION = "model.json"
 GRAPHS = ("encoder.onnx", "decoder_step.onnx")

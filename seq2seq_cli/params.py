@@ -38,8 +38,8 @@ from seq2seq_cli.config import (
     config_to_dict,
     load_config,
 )
-from seq2seq_cli.corpus import load_corpus
-from seq2seq_cli.data import Vocabularies
+from seq2seq_cli.data.corpus import load_corpus
+from seq2seq_cli.data.vocabulary import Vocabularies
 from seq2seq_cli.errors import DataError
 from seq2seq_cli.model import build_model, decoder_units, encoder_units, has_bridge
 

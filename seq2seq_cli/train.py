@@ -21,13 +21,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seq2seq_cli.batching import (
-    IGNORE_INDEX,
-    Batch,
-    batches_per_epoch,
-    epoch_batches,
-    make_batch,
-)
 from seq2seq_cli.checkpoint import (
     Checkpoint,
     TrainingState,
@@ -37,9 +30,18 @@ from seq2seq_cli.checkpoint import (
     write_checkpoint,
 )
 from seq2seq_cli.config import LOADING_ONLY_DATA_KEYS, Config, config_to_dict, dump_config
-from seq2seq_cli.corpus import Corpus, load_corpus
-from seq2seq_cli.corpus_store import LoadReport
-from seq2seq_cli.data import EncodedPairs, Pair, Vocabularies
+from seq2seq_cli.data.batching import (
+    IGNORE_INDEX,
+    Batch,
+    batches_per_epoch,
+    epoch_batches,
+    make_batch,
+)
+from seq2seq_cli.data.corpus import Corpus, load_corpus
+from seq2seq_cli.data.encoded import EncodedPairs
+from seq2seq_cli.data.reading import Pair
+from seq2seq_cli.data.store import LoadReport
+from seq2seq_cli.data.vocabulary import Vocabularies
 from seq2seq_cli.decode import BOS_CLASS
 from seq2seq_cli.distributed import Distributed
 from seq2seq_cli.errors import CheckpointError, ConfigError, DataError, UserError

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from seq2seq_cli import units
 from seq2seq_cli.checkpoint import TrainedModel
-from seq2seq_cli.data import UNK
+from seq2seq_cli.data import units
+from seq2seq_cli.data.vocabulary import UNK
 from seq2seq_cli.decode import Search
 from seq2seq_cli.errors import DataError, UserError
 from seq2seq_cli.translator import Translation, Translator

@@ -23,10 +23,11 @@ from pathlib import Path
 
 import torch
 
-from seq2seq_cli import units
 from seq2seq_cli.checkpoint import TrainedModel, load_trained_model
 from seq2seq_cli.config import Config
-from seq2seq_cli.data import Pair, Vocabularies, normalize_text, read_pairs
+from seq2seq_cli.data import units
+from seq2seq_cli.data.reading import Pair, normalize_text, read_pairs
+from seq2seq_cli.data.vocabulary import Vocabularies
 from seq2seq_cli.decode import Hypothesis, default_max_length, score_targets, translate_texts
 from seq2seq_cli.errors import UserError
 from seq2seq_cli.evaluate import EvaluationReport, ScoredExample, score_examples

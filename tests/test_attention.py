@@ -11,11 +11,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from seq2seq_cli.batching import epoch_batches, make_batch
 from seq2seq_cli.checkpoint import load_trained_model
 from seq2seq_cli.cli import app
 from seq2seq_cli.config import ModelConfig
-from seq2seq_cli.data import EOS_ID, EncodedPairs, Vocabularies, Vocabulary, one_hot_tensor
+from seq2seq_cli.data.batching import epoch_batches, make_batch
+from seq2seq_cli.data.encoded import EncodedPairs, one_hot_tensor
+from seq2seq_cli.data.vocabulary import EOS_ID, Vocabularies, Vocabulary
 from seq2seq_cli.decode import encode_sources, translate_texts
 from seq2seq_cli.model import Seq2Seq, build_model
 from tests.conftest import TOY_PAIRS, write_config

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seq2seq_cli.batching import MIXED_PIECES, batches_per_epoch, epoch_batches
-from seq2seq_cli.data import permutation
+from seq2seq_cli.data.batching import MIXED_PIECES, batches_per_epoch, epoch_batches
+from seq2seq_cli.data.encoded import permutation
 
 
 def reference_epoch_batches(source_lengths, batch_size, rng, mode="mixed"):
@@ -46,7 +46,7 @@ def test_array_plan_equals_the_list_plan(mode, count, spread, batch_size):
 
 
 def test_grouping_in_steps_equals_one_stable_sort():
-    from seq2seq_cli.batching import _grouped_by_length
+    from seq2seq_cli.data.batching import _grouped_by_length
 
     lengths = np.random.default_rng(0).integers(1, 30, 10_000).astype(np.int16)
     order = permutation(len(lengths), np.random.default_rng(1))

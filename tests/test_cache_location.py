@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from seq2seq_cli.cli import app
 from seq2seq_cli.config import DataConfig, config_from_dict
-from seq2seq_cli.corpus import load_corpus
+from seq2seq_cli.data.corpus import load_corpus
 from seq2seq_cli.errors import ConfigError
 
 from .conftest import write_config

@@ -15,11 +15,13 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from seq2seq_cli import corpus_encoding
 from seq2seq_cli.cli import app
 from seq2seq_cli.config import DataConfig, load_config
-from seq2seq_cli.corpus import load_corpus, split_pairs
-from seq2seq_cli.data import DataError, build_vocabularies, read_pairs
+from seq2seq_cli.data import encoding as corpus_encoding
+from seq2seq_cli.data.corpus import load_corpus, split_pairs
+from seq2seq_cli.data.reading import read_pairs
+from seq2seq_cli.data.vocabulary import build_vocabularies
+from seq2seq_cli.errors import DataError
 from seq2seq_cli.train import RunStarted, train_from_config
 
 from .conftest import write_config
@@ -97,7 +99,7 @@ def test_training_rows_give_the_batches_of_text_encoding(awkward):
     corpus = load_corpus(DataConfig(path=str(awkward), val_fraction=0.2))
     vocabs = corpus.vocabularies()
     from_store = corpus.train_pairs(vocabs)
-    from seq2seq_cli.data import EncodedPairs
+    from seq2seq_cli.data.encoded import EncodedPairs
     from_text = EncodedPairs.from_pairs(corpus.train_texts(), vocabs)
     rows = np.arange(corpus.train_size)[::-1]
     for side in ("source", "target"):
@@ -268,7 +270,7 @@ def test_two_processes_share_one_copy_of_the_mapped_corpus(tmp_path):
     reader = (
         "import sys, numpy as np\n"
         "from seq2seq_cli.config import DataConfig\n"
-        "from seq2seq_cli.corpus import load_corpus\n"
+        "from seq2seq_cli.data.corpus import load_corpus\n"
         f"corpus = load_corpus(DataConfig(path={str(path)!r}, cache={config.cache!r}))\n"
         "corpus.encoded.source.codes.sum()  # touch every page\n"
         "print(corpus.load.cache, flush=True)\n"
@@ -490,7 +492,7 @@ def test_a_file_whose_name_looks_like_a_pattern_is_that_file(tmp_path):
 
 def test_a_store_that_cannot_be_written_falls_back_or_names_the_setting(toy_corpus, tmp_path,
                                                                        monkeypatch):
-    from seq2seq_cli import corpus_store
+    from seq2seq_cli.data import store as corpus_store
 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")

@@ -6,22 +6,20 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from seq2seq_cli.batching import IGNORE_INDEX, MIXED_PIECES, epoch_batches, make_batch
 from seq2seq_cli.cli import app
 from seq2seq_cli.config import DataConfig
-from seq2seq_cli.corpus import load_corpus, split_pairs
-from seq2seq_cli.data import (
+from seq2seq_cli.data.batching import IGNORE_INDEX, MIXED_PIECES, epoch_batches, make_batch
+from seq2seq_cli.data.corpus import load_corpus, split_pairs
+from seq2seq_cli.data.encoded import EncodedPairs, one_hot_tensor
+from seq2seq_cli.data.reading import DataError, read_pairs
+from seq2seq_cli.data.vocabulary import (
     BOS,
     EOS,
     PAD,
     UNK,
-    DataError,
-    EncodedPairs,
     Vocabularies,
     Vocabulary,
     build_vocabularies,
-    one_hot_tensor,
-    read_pairs,
 )
 
 from .conftest import FRA_ENG, TOY_PAIRS, write_config, write_tsv

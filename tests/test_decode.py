@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from seq2seq_cli.config import ModelConfig
-from seq2seq_cli.data import EOS_ID, Vocabularies, Vocabulary, one_hot_tensor
+from seq2seq_cli.data.encoded import one_hot_tensor
+from seq2seq_cli.data.vocabulary import EOS_ID, Vocabularies, Vocabulary
 from seq2seq_cli.decode import (
     Hypothesis,
     beam_search,

@@ -11,12 +11,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from seq2seq_cli import Translator, batching
-from seq2seq_cli.batching import make_batch
+from seq2seq_cli import Translator
 from seq2seq_cli.checkpoint import Checkpoint, load_trained_model, write_checkpoint
 from seq2seq_cli.cli import app
 from seq2seq_cli.config import Config, ModelConfig
-from seq2seq_cli.data import EOS_ID, PAD_ID, EncodedPairs, Vocabularies, Vocabulary, one_hot
+from seq2seq_cli.data import batching
+from seq2seq_cli.data.batching import make_batch
+from seq2seq_cli.data.encoded import EncodedPairs, one_hot
+from seq2seq_cli.data.vocabulary import EOS_ID, PAD_ID, Vocabularies, Vocabulary
 from seq2seq_cli.decode import beam_search, encode_sources, greedy_decode, translate_texts
 from seq2seq_cli.model import Seq2Seq, build_model
 from seq2seq_cli.params import build_report

@@ -17,8 +17,8 @@ from seq2seq_cli import params
 from seq2seq_cli.checkpoint import save_checkpoint
 from seq2seq_cli.cli import app
 from seq2seq_cli.config import ModelConfig, config_to_dict, load_config
-from seq2seq_cli.corpus import load_corpus
-from seq2seq_cli.data import build_vocabularies
+from seq2seq_cli.data.corpus import load_corpus
+from seq2seq_cli.data.vocabulary import build_vocabularies
 from seq2seq_cli.model import build_model
 from seq2seq_cli.ui.params_view import explanation, render_param_report
 

@@ -8,11 +8,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from seq2seq_cli.batching import IGNORE_INDEX, epoch_batches, make_batch
 from seq2seq_cli.checkpoint import load_checkpoint, load_trained_model
 from seq2seq_cli.cli import app
 from seq2seq_cli.config import ModelConfig, load_config
-from seq2seq_cli.data import EncodedPairs, build_vocabularies
+from seq2seq_cli.data.batching import IGNORE_INDEX, epoch_batches, make_batch
+from seq2seq_cli.data.encoded import EncodedPairs
+from seq2seq_cli.data.vocabulary import build_vocabularies
 from seq2seq_cli.decode import translate_texts
 from seq2seq_cli.errors import UserError
 from seq2seq_cli.model import build_model

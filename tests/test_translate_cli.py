@@ -16,11 +16,12 @@ import torch
 import torch.nn.functional as F
 from typer.testing import CliRunner
 
-from seq2seq_cli.batching import IGNORE_INDEX, make_batch
 from seq2seq_cli.checkpoint import load_trained_model, save_checkpoint
 from seq2seq_cli.cli import app
 from seq2seq_cli.config import Config, DataConfig, ModelConfig, config_to_dict
-from seq2seq_cli.data import EncodedPairs, build_vocabularies
+from seq2seq_cli.data.batching import IGNORE_INDEX, make_batch
+from seq2seq_cli.data.encoded import EncodedPairs
+from seq2seq_cli.data.vocabulary import build_vocabularies
 from seq2seq_cli.model import build_model
 from seq2seq_cli.translate import InputNotes, TranslateSettings, translate_stream
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from seq2seq_cli import Translator
 from seq2seq_cli.cli import app
 from seq2seq_cli.config import load_config
-from seq2seq_cli.data import read_pairs
+from seq2seq_cli.data.reading import read_pairs
 from seq2seq_cli.errors import UserError
 from seq2seq_cli.train import train_from_config
 

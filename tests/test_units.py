@@ -14,10 +14,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from seq2seq_cli import metrics, units
+from seq2seq_cli import metrics
 from seq2seq_cli.checkpoint import read_checkpoint
 from seq2seq_cli.cli import app
-from seq2seq_cli.data import UNK_ID, Vocabulary
+from seq2seq_cli.data import units
+from seq2seq_cli.data.vocabulary import UNK_ID, Vocabulary
 from seq2seq_cli.evaluate import ScoredExample, score_examples
 from tests.conftest import write_config, write_tsv
 

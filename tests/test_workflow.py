@@ -12,10 +12,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from seq2seq_cli.batching import IGNORE_INDEX
 from seq2seq_cli.checkpoint import load_checkpoint
 from seq2seq_cli.cli import app
 from seq2seq_cli.config import load_config
+from seq2seq_cli.data.batching import IGNORE_INDEX
 from seq2seq_cli.train import TrainingStopped, sequence_loss, train_from_config
 
 from .conftest import write_config

@@ -20,7 +20,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from seq2seq_cli.corpus_store import LoadReport
+from seq2seq_cli.data.store import LoadReport
 from seq2seq_cli.run_dir import RunDirectory
 from seq2seq_cli.train import (
     BatchEnded,

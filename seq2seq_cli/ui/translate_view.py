@@ -23,7 +23,7 @@ from typing import BinaryIO
 import numpy as np
 import typer
 
-from seq2seq_cli import units
+from seq2seq_cli.data import units
 from seq2seq_cli.decode import Hypothesis
 from seq2seq_cli.errors import UserError
 from seq2seq_cli.translate import open_source_file, read_lines

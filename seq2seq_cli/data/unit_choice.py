@@ -25,9 +25,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from seq2seq_cli.data import BYTE_ORDER_MARK, Pair, check_corpus_file, parse_line
+from seq2seq_cli.data.reading import BYTE_ORDER_MARK, Pair, check_corpus_file, parse_line
+from seq2seq_cli.data.units import CHARACTERS, SYMBOLS
 from seq2seq_cli.errors import DataError
-from seq2seq_cli.units import CHARACTERS, SYMBOLS
 
 SAMPLE_LINES = 20_000  # pairs read from the start of the file (a second or so)
 MIN_SPACED = 0.5  # share of lines with two tokens or more

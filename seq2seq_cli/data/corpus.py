@@ -1,7 +1,7 @@
 """The corpus as training sees it: the encoded pairs of data.path split into train,
 validation and test, and the vocabularies of the training split.
 
-Training pairs stay rows of the encoded corpus (``corpus_store``): no Python string is
+Training pairs stay rows of the encoded corpus (``store.py``): no Python string is
 made for them. Validation and test pairs, a small share, are decoded to text, because
 they are also translated and scored.
 """
@@ -12,27 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seq2seq_cli import units
 from seq2seq_cli.config import DataConfig
-from seq2seq_cli.corpus_store import (
-    EncodedCorpus,
-    EncodedSide,
-    LoadReport,
-    Progress,
-    load_encoded_corpus,
-)
-from seq2seq_cli.data import (
-    SPECIALS,
-    UNK_ID,
-    EncodedPairs,
-    EncodedTexts,
-    Pair,
-    Vocabularies,
-    Vocabulary,
-    normalize_text,
-    permutation,
-    read_pairs,
-)
+from seq2seq_cli.data import units
+from seq2seq_cli.data.encode_files import LoadProgress
+from seq2seq_cli.data.encoded import EncodedPairs, EncodedTexts, permutation
+from seq2seq_cli.data.reading import Pair, normalize_text, read_pairs
+from seq2seq_cli.data.store import EncodedCorpus, EncodedSide, LoadReport, load_encoded_corpus
+from seq2seq_cli.data.vocabulary import SPECIALS, UNK_ID, Vocabularies, Vocabulary
 from seq2seq_cli.errors import DataError
 
 ROWS_PER_STEP = 1 << 16  # rows gathered at a time: bounds temporary memory on huge corpora
@@ -128,7 +114,7 @@ class Corpus:
         return counts
 
 
-def load_corpus(config: DataConfig, *, progress: Progress | None = None) -> Corpus:
+def load_corpus(config: DataConfig, *, progress: LoadProgress | None = None) -> Corpus:
     """Read, normalise, filter by length and split the corpus as the config says.
 
     Validation and test pairs come from ``data.val_path`` / ``data.test_path`` when given:

@@ -19,17 +19,14 @@ so nothing is ever created beside a directory the user named. Stores of the olde
 from __future__ import annotations
 
 import contextlib
-import glob
 import hashlib
 import json
 import os
 import secrets
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -37,28 +34,15 @@ import numpy as np
 
 from seq2seq_cli.atomic import atomic_write
 from seq2seq_cli.config import DataConfig
-from seq2seq_cli.corpus_encoding import (
-    ByteRange,
-    EncodingSettings,
-    LineCounts,
-    MalformedLine,
-    byte_ranges,
-    encode_part,
-    merge_parts,
-)
-from seq2seq_cli.data import check_corpus_file
+from seq2seq_cli.data.encode_files import SIDES, LoadProgress, encode_files, file_digest
+from seq2seq_cli.data.encoding import EncodingSettings, LineCounts
+from seq2seq_cli.data.reading import corpus_files
 from seq2seq_cli.errors import DataError
 
 STORE_FORMAT = 1
 MANIFEST = "manifest.json"
 LOCK = ".lock"
 STAGING_PREFIX = ".building-"
-SIDES = ("source", "target")
-PARALLEL_MIN_BYTES = 32 << 20  # smaller files encode faster than worker processes start
-MAX_AUTO_WORKERS = 8
-HASH_CHUNK = 1 << 22
-
-Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
 
 
 @dataclass(frozen=True)
@@ -72,7 +56,7 @@ class EncodedSide:
     offsets: np.ndarray  # (pairs + 1,) int64; pair i is codes[offsets[i]:offsets[i + 1]]
     characters: tuple[str, ...]  # the sorted units (characters, or symbols)
     counts: np.ndarray  # (len(characters),) int64 occurrences in the whole corpus
-    units: str = "characters"  # what a code stands for (seq2seq_cli/units.py)
+    units: str = "characters"  # what a code stands for (seq2seq_cli/data/units.py)
 
     def lengths(self, rows: np.ndarray | None = None) -> np.ndarray:
         if rows is None:
@@ -106,7 +90,7 @@ class LoadReport:
 # ---------------------------------------------------------------- entry point
 
 
-def load_encoded_corpus(config: DataConfig, *, progress: Progress | None = None
+def load_encoded_corpus(config: DataConfig, *, progress: LoadProgress | None = None
                         ) -> tuple[EncodedCorpus, LoadReport]:
     """The encoded corpus of ``config.path``: from its store when that is valid, else
     encoded now (and stored, unless data.cache is off)."""
@@ -138,23 +122,6 @@ def load_encoded_corpus(config: DataConfig, *, progress: Progress | None = None
             return in_memory(f"not written ({reason})")
         cache = "built" if problem == "absent" else f"rebuilt ({problem})"
         return _map(store), _report(started, identity, cache, store, workers)
-
-
-def corpus_files(path: str | tuple[str, ...]) -> list[Path]:
-    """The files data.path names: paths and glob patterns, each pattern's matches sorted."""
-    files: list[Path] = []
-    for item in (path,) if isinstance(path, str) else path:
-        expanded = os.path.expanduser(item)
-        if glob.has_magic(expanded) and not os.path.exists(expanded):  # a file named a[1].tsv
-            matches = sorted(glob.glob(expanded))
-            if not matches:
-                raise DataError(f"{item}: no file matches this pattern (check data.path)")
-            files.extend(Path(m) for m in matches)
-        else:
-            files.append(Path(expanded))
-    for file in files:
-        check_corpus_file(file, "data.path")
-    return files
 
 
 def _report(started: float, identity: list[dict], cache: str, store: Path | None,
@@ -241,15 +208,7 @@ def _is_store_bookkeeping(name: str) -> bool:
 def _file_identity(path: Path) -> dict:
     info = path.stat()
     return {"path": str(path.resolve()), "size": info.st_size, "mtime_ns": info.st_mtime_ns,
-            "digest": _digest(path)}
-
-
-def _digest(path: Path) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+            "digest": file_digest(path)}
 
 
 def _why_unusable(store: Path, key: dict) -> str | None:
@@ -265,7 +224,7 @@ def _why_unusable(store: Path, key: dict) -> str | None:
             path = store / name
             if not path.exists() or path.stat().st_size != expected["bytes"]:
                 return f"{name} is missing or truncated"
-            if _digest(path) != expected["digest"]:
+            if file_digest(path) != expected["digest"]:
                 return f"{name} is damaged"
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return f"{MANIFEST} is damaged"
@@ -298,13 +257,13 @@ def _open_side(directory: Path, side: str, meta: dict, *, mmap: bool) -> Encoded
 
 
 def _build_store(config: DataConfig, files: list[Path], identity: list[dict], key: dict,
-                 store: Path, progress: Progress | None) -> int:
+                 store: Path, progress: LoadProgress | None) -> int:
     for leftover in store.glob(f"{STAGING_PREFIX}*"):  # we hold the lock: nobody builds
         shutil.rmtree(leftover, ignore_errors=True)
     staging = store / f"{STAGING_PREFIX}{secrets.token_hex(4)}"
     staging.mkdir()
     try:
-        workers, manifest = _encode(config, files, identity, staging, progress)
+        workers, manifest = encode_files(config, files, identity, staging, progress)
         manifest["key"] = key
         atomic_write(staging / MANIFEST, lambda handle: handle.write(
             json.dumps(manifest, ensure_ascii=False).encode("utf-8")))
@@ -328,169 +287,9 @@ def _install(staging: Path, store: Path) -> None:
 
 
 def _encode_in_memory(config: DataConfig, files: list[Path], identity: list[dict],
-                      progress: Progress | None) -> tuple[EncodedCorpus, int]:
+                      progress: LoadProgress | None) -> tuple[EncodedCorpus, int]:
     with tempfile.TemporaryDirectory(prefix="seq2seq-corpus-") as scratch:
-        workers, manifest = _encode(config, files, identity, Path(scratch), progress)
+        workers, manifest = encode_files(config, files, identity, Path(scratch), progress)
         sides = [_open_side(Path(scratch), side, manifest["sides"][side], mmap=False)
                  for side in SIDES]
     return EncodedCorpus(sides[0], sides[1], LineCounts(**manifest["counts"])), workers
-
-
-def _encode(config: DataConfig, files: list[Path], identity: list[dict], directory: Path,
-            progress: Progress | None) -> tuple[int, dict]:
-    """Encode every file into ``directory``; (processes used, manifest without its key)."""
-    settings = EncodingSettings.from_config(config)
-    workers = _worker_count(config, identity)
-    ranges = [part for path, file in zip(files, identity)
-              for part in byte_ranges(path, file["size"], workers)]
-    parts_dir = directory / "parts"
-    parts_dir.mkdir()
-    outs = [parts_dir / f"part{index:05d}" for index in range(len(ranges))]
-    total = sum(f["size"] for f in identity)
-    try:
-        if workers == 1:
-            summaries = _encode_here(ranges, settings, outs, progress, total)
-        else:
-            summaries = _encode_in_processes(ranges, settings, outs, workers, progress, total)
-    except MalformedLine as bad:
-        raise _located(bad, config.skip_malformed) from None
-    _check_not_empty(files, ranges, summaries)
-    _check_unchanged(files, identity)
-    source, target, counts = merge_parts(outs, directory)
-    shutil.rmtree(parts_dir)
-    if counts.pairs_read == 0:
-        raise DataError(f"{_named(files)}: no usable `source<TAB>target` pair in the file")
-    manifest = {"counts": asdict(counts), "sides": {}, "arrays": {}}
-    for side, merged in zip(SIDES, (source, target)):
-        for name in ("codes", "offsets"):
-            path = directory / f"{side}.{name}"
-            manifest["arrays"][path.name] = {"bytes": path.stat().st_size,
-                                             "digest": _digest(path)}
-        manifest["sides"][side] = {"units": getattr(settings, f"{side}_units"),
-                                   "characters": list(merged.characters),
-                                   "counts": merged.counts.tolist(), "dtype": merged.dtype,
-                                   "pairs": merged.pairs, "total": merged.total}
-    return workers, manifest
-
-
-def _worker_count(config: DataConfig, identity: list[dict]) -> int:
-    if config.num_samples is not None:
-        return 1  # the first N pairs: read in order, stop early
-    if config.workers is not None:
-        return config.workers
-    if max(f["size"] for f in identity) < PARALLEL_MIN_BYTES:
-        return 1
-    return max(1, min(MAX_AUTO_WORKERS, len(os.sched_getaffinity(0))
-                      if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
-
-
-def _encode_here(ranges: list[ByteRange], settings: EncodingSettings, outs: list[Path],
-                 progress: Progress | None, total: int) -> list[dict]:
-    done = 0
-    limit = settings.num_samples
-    summaries = []
-
-    def advance(size: int) -> None:
-        nonlocal done
-        done += size
-        if progress is not None:
-            progress(done, total)
-
-    for part, out in zip(ranges, outs):
-        summary = encode_part(part, settings, out, limit, advance)
-        summaries.append(summary)
-        if limit is not None:
-            limit -= summary["counts"]["pairs_read"]
-            if limit <= 0:
-                # The limit is reached: later files are not read at all.
-                for rest_part, rest in zip(ranges[len(summaries):], outs[len(summaries):]):
-                    summaries.append(encode_part(
-                        ByteRange(rest_part.path, 0, 0, False), settings, rest, 0))
-                break
-    return summaries
-
-
-def _encode_in_processes(ranges: list[ByteRange], settings: EncodingSettings,
-                         outs: list[Path], workers: int, progress: Progress | None,
-                         total: int) -> list[dict]:
-    # Fresh interpreters (``python -m seq2seq_cli.corpus_encoding``), not fork or
-    # multiprocessing: the parent may hold torch's threads, which fork cannot copy, and
-    # multiprocessing's spawn would re-run the caller's main module.
-    jobs = [[(asdict(part), str(out)) for part, out in list(zip(ranges, outs))[k::workers]]
-            for k in range(min(workers, len(ranges)))]
-    processes = []
-    for k, job in enumerate(jobs):
-        order = outs[0].with_name(f"worker{k}.json")
-        order.write_text(json.dumps({"settings": asdict(settings), "parts": job}),
-                         encoding="utf-8")
-        with open(order.with_suffix(".err"), "wb") as errors:  # a file: a pipe can fill up
-            processes.append(subprocess.Popen(
-                [sys.executable, "-m", "seq2seq_cli.corpus_encoding", str(order)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors))
-    try:
-        while any(process.poll() is None for process in processes):
-            time.sleep(0.2)
-            if progress is not None:
-                progress(sum(_bytes_done(out) for out in outs), total)
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-            process.wait()
-    for k, process in enumerate(processes):
-        if process.returncode != 0:
-            errors = outs[0].with_name(f"worker{k}.err").read_text("utf-8", "replace")
-            last = (errors.strip().splitlines() or [f"exit code {process.returncode}"])[-1]
-            raise DataError(f"encoding the corpus failed in a worker process: {last}")
-    summaries = [json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
-                 for out in outs if out.with_suffix(".json").exists()]
-    failed = [s for s in summaries if "malformed" in s]
-    if failed:
-        bad = failed[0]["malformed"]
-        raise MalformedLine(bad["path"], bad["line_in_part"], bad["start"], bad["problem"])
-    return summaries
-
-
-def _bytes_done(out: Path) -> int:
-    try:
-        return int(out.with_suffix(".progress").read_text() or 0)
-    except (OSError, ValueError):
-        return 0
-
-
-def _located(bad: MalformedLine, skip_malformed: bool) -> DataError:
-    """The worker's line number within its part, made the line number in the file."""
-    with open(bad.path, "rb") as handle:
-        before = 0
-        remaining = bad.start
-        while remaining > 0:
-            chunk = handle.read(min(HASH_CHUNK, remaining))
-            if not chunk:
-                break
-            before += chunk.count(b"\n")
-            remaining -= len(chunk)
-    hint = "" if skip_malformed else " (set data.skip_malformed: true to skip such lines)"
-    return DataError(f"{bad.path}:{before + bad.line_in_part}: {bad.problem}{hint}")
-
-
-def _check_not_empty(files: list[Path], ranges: list[ByteRange], summaries: list[dict]) -> None:
-    for path in files:
-        mine = [s for part, s in zip(ranges, summaries) if part.path == str(path)]
-        counts = [s["counts"] for s in mine]
-        lines = sum(c["lines_read"] for c in counts)
-        blank = sum(c["blank_lines"] for c in counts)
-        only_whitespace = 0 < lines == blank and not any(s["has_bom"] for s in mine)
-        if only_whitespace or path.stat().st_size == 0:
-            raise DataError(f"{path}: the corpus file is empty")
-
-
-def _check_unchanged(files: list[Path], identity: list[dict]) -> None:
-    for path, before in zip(files, identity):
-        info = path.stat()
-        if (info.st_size, info.st_mtime_ns) != (before["size"], before["mtime_ns"]):
-            raise DataError(f"{path}: the file changed while it was being read; run again "
-                            "once it is complete")
-
-
-def _named(files: list[Path]) -> str:
-    return str(files[0]) if len(files) == 1 else f"{files[0]} (and {len(files) - 1} more)"

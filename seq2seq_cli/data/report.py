@@ -11,17 +11,17 @@ from typing import Any
 
 import numpy as np
 
-from seq2seq_cli import units
 from seq2seq_cli.config import Config
-from seq2seq_cli.corpus import Corpus, load_corpus
-from seq2seq_cli.corpus_store import Progress
-from seq2seq_cli.data import Vocabulary
+from seq2seq_cli.data import units
+from seq2seq_cli.data.corpus import Corpus, load_corpus
+from seq2seq_cli.data.encode_files import LoadProgress
+from seq2seq_cli.data.vocabulary import Vocabulary
 
 FLOAT32_BYTES = 4
 INDEX_BYTES_PER_TEXT = 16  # an int64 start and an int64 length per text
 
 
-def inspect_data(config: Config, *, progress: Progress | None = None) -> dict[str, Any]:
+def inspect_data(config: Config, *, progress: LoadProgress | None = None) -> dict[str, Any]:
     """A JSON-ready report; its keys are stable (documented in the README)."""
     corpus = load_corpus(config.data, progress=progress)
     vocabs = corpus.vocabularies()

@@ -4,7 +4,7 @@ Every line is read, checked, normalised and length-filtered exactly as ``data.re
 and ``data.normalize_text`` treat one pair, but no Python string outlives its block of
 lines: each side becomes one flat array of unit codes plus the length of every pair in
 units. A unit is a character, or a whitespace-separated symbol where data.source_units /
-data.target_units say ``symbols`` (``seq2seq_cli/units.py``).
+data.target_units say ``symbols`` (``seq2seq_cli/data/units.py``).
 Large files are cut at line boundaries into byte ranges that worker processes encode at
 the same time (``encode_part``); ``merge_parts`` joins their parts into one code space,
 the sorted units of the whole corpus, so the result does not depend on how many
@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from seq2seq_cli import units
 from seq2seq_cli.config import DataConfig
-from seq2seq_cli.data import BYTE_ORDER_MARK, normalize_text, parse_line
+from seq2seq_cli.data import units
+from seq2seq_cli.data.reading import BYTE_ORDER_MARK, normalize_text, parse_line
 
 BLOCK_BYTES = 1 << 22  # lines are decoded, normalised and encoded 4 MiB at a time
 UNICODE_SIZE = 0x110000  # code points

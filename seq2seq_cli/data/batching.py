@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seq2seq_cli.data import BOS_ID, EOS_ID, PAD_ID, EncodedPairs, one_hot, permutation
+from seq2seq_cli.data.encoded import EncodedPairs, one_hot, permutation
+from seq2seq_cli.data.vocabulary import BOS_ID, EOS_ID, PAD_ID
 
 IGNORE_INDEX = -100  # class index that cross-entropy skips (PAD positions)
 
