@@ -22,7 +22,7 @@ from seq2seq_cli.atomic import atomic_write
 from seq2seq_cli.config import Config, config_from_dict, config_to_dict
 from seq2seq_cli.data.vocabulary import Vocabularies
 from seq2seq_cli.errors import CheckpointError, ConfigError, DataError
-from seq2seq_cli.model import Seq2Seq, build_model
+from seq2seq_cli.model.seq2seq import Seq2Seq, build_model
 from seq2seq_cli.run_dir import RunDirectory
 from seq2seq_cli.version import __version__
 

@@ -406,7 +406,7 @@ def inspect_params(
         "--format", help="table for people, json for scripts.")] = OutputFormat.table,
 ) -> None:
     """Explain, layer by layer, where every parameter of the model comes from."""
-    from seq2seq_cli.params import inspect_params as run_inspect
+    from seq2seq_cli.inference.inspect_params import inspect_params as run_inspect
     from seq2seq_cli.ui.params_view import render_param_report
 
     report = run_inspect(target, source_features=source_features,

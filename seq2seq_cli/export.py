@@ -39,7 +39,7 @@ from seq2seq_cli.atomic import atomic_write
 from seq2seq_cli.checkpoint import TrainedModel, load_trained_model
 from seq2seq_cli.decode import BOS_CLASS, default_max_length
 from seq2seq_cli.errors import UserError
-from seq2seq_cli.model import DecoderState, Encoded, Seq2Seq
+from seq2seq_cli.model.seq2seq import DecoderState, Encoded, Seq2Seq
 from seq2seq_cli.version import __version__
 
 EXPORT_FORMAT = "seq2seq-cli onnx export"

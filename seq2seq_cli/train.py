@@ -47,7 +47,7 @@ from seq2seq_cli.distributed import Distributed
 from seq2seq_cli.errors import CheckpointError, ConfigError, DataError, UserError
 from seq2seq_cli.experiment_log import ExperimentLog, check_available
 from seq2seq_cli.metrics import chrf, exact_match
-from seq2seq_cli.model import Seq2Seq, build_model
+from seq2seq_cli.model.seq2seq import Seq2Seq, build_model
 from seq2seq_cli.optim import HIGHER_IS_BETTER, Schedule, build_optimizer
 from seq2seq_cli.run_dir import RunDirectory
 from seq2seq_cli.runtime import configure_threads, resolve_device

@@ -32,7 +32,7 @@ from seq2seq_cli.decode import Hypothesis, default_max_length, score_targets, tr
 from seq2seq_cli.errors import UserError
 from seq2seq_cli.evaluate import EvaluationReport, ScoredExample, score_examples
 from seq2seq_cli.metrics import example_cer, example_error_rate
-from seq2seq_cli.model import Seq2Seq
+from seq2seq_cli.model.seq2seq import Seq2Seq
 from seq2seq_cli.runtime import resolve_device
 
 

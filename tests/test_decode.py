@@ -20,7 +20,7 @@ from seq2seq_cli.decode import (
     translate_texts,
 )
 from seq2seq_cli.errors import UserError
-from seq2seq_cli.model import Seq2Seq, build_model
+from seq2seq_cli.model.seq2seq import Seq2Seq, build_model
 
 SOURCE_CHARS = "abcdef"
 TARGET_CHARS = "wxyz"

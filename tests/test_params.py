@@ -13,13 +13,13 @@ import yaml
 from rich.console import Console
 from typer.testing import CliRunner
 
-from seq2seq_cli import params
 from seq2seq_cli.checkpoint import save_checkpoint
 from seq2seq_cli.cli import app
 from seq2seq_cli.config import ModelConfig, config_to_dict, load_config
 from seq2seq_cli.data.corpus import load_corpus
 from seq2seq_cli.data.vocabulary import build_vocabularies
-from seq2seq_cli.model import build_model
+from seq2seq_cli.model import params
+from seq2seq_cli.model.seq2seq import build_model
 from seq2seq_cli.ui.params_view import explanation, render_param_report
 
 # The Keras recipe (lstm_seq2seq.py): 71 input characters, 90 target characters,

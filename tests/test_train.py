@@ -16,7 +16,7 @@ from seq2seq_cli.data.encoded import EncodedPairs
 from seq2seq_cli.data.vocabulary import build_vocabularies
 from seq2seq_cli.decode import translate_texts
 from seq2seq_cli.errors import UserError
-from seq2seq_cli.model import build_model
+from seq2seq_cli.model.seq2seq import build_model
 from seq2seq_cli.train import (
     EpochEnded,
     RunStarted,

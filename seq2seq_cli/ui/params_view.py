@@ -18,7 +18,7 @@ from rich.text import Text
 
 if TYPE_CHECKING:
     from seq2seq_cli.config import ModelConfig
-    from seq2seq_cli.params import LayerCount, ParamReport
+    from seq2seq_cli.model.params import LayerCount, ParamReport
 
 COLUMNS = ("layer", "input_dim", "units", "directions", "formula", "Keras", "PyTorch", "note")
 COMPACT_COLUMNS = ("layer", "input_dim", "units", "directions", "Keras", "PyTorch")

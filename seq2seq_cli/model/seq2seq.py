@@ -33,10 +33,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seq2seq_cli.attention import Attention
-from seq2seq_cli.bridge import Bridge
 from seq2seq_cli.config import ModelConfig
 from seq2seq_cli.data.vocabulary import PAD_ID
+from seq2seq_cli.model.attention import Attention
+from seq2seq_cli.model.bridge import Bridge
 
 DECODER_PARTS = 2  # halves; more parts measured no faster on fra-eng
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (num_layers, B, decoder_units)
