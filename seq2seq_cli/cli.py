@@ -170,7 +170,7 @@ def translate(
     device: DeviceOption = "auto",
 ) -> None:
     """Translate texts with a trained model (greedy or beam search, batched)."""
-    from seq2seq_cli.translate import (
+    from seq2seq_cli.inference.streams import (
         InputNotes,
         TranslateSettings,
         input_warnings,
@@ -223,7 +223,7 @@ def evaluate(
     device: DeviceOption = "auto",
 ) -> None:
     """Score a trained model on a test file: exact match, CER, chrF, BLEU."""
-    from seq2seq_cli.translator import evaluate_file
+    from seq2seq_cli.inference.translator import evaluate_file
     from seq2seq_cli.ui.eval_view import render_evaluation, write_hypotheses
 
     report = evaluate_file(model, data, beam_size=beam_size, length_penalty=length_penalty,
@@ -246,7 +246,7 @@ def average(
         "--output", "-o", help="File to write (default: RUN/checkpoints/average.pt).")] = None,
 ) -> None:
     """Average the weights of a run's last validation checkpoints (train.keep_checkpoints)."""
-    from seq2seq_cli.average import average_command
+    from seq2seq_cli.inference.average import average_command
 
     written, averaged = average_command(targets, last=last, output=output)
     typer.echo(f"averaged {len(averaged)} checkpoints ({', '.join(p.name for p in averaged)}) "
@@ -268,7 +268,7 @@ def export(
         "--output", "-o", help="Directory to write (default: RUN/export-onnx).")] = None,
 ) -> None:
     """Export a trained model for deployment without PyTorch (needs the `export` extra)."""
-    from seq2seq_cli.export import export_model
+    from seq2seq_cli.inference.export import export_model
 
     directory = export_model(model, output, export_format=format.value)
     typer.echo(f"exported to {directory}: python {directory / 'seq2seq_onnx.py'} "

@@ -42,16 +42,16 @@ from seq2seq_cli.data.encoded import EncodedPairs
 from seq2seq_cli.data.reading import Pair
 from seq2seq_cli.data.store import LoadReport
 from seq2seq_cli.data.vocabulary import Vocabularies
-from seq2seq_cli.decode import BOS_CLASS
 from seq2seq_cli.distributed import Distributed
 from seq2seq_cli.errors import CheckpointError, ConfigError, DataError, UserError
 from seq2seq_cli.experiment_log import ExperimentLog, check_available
-from seq2seq_cli.metrics import chrf, exact_match
+from seq2seq_cli.inference.metrics import chrf, exact_match
+from seq2seq_cli.inference.search import BOS_CLASS
+from seq2seq_cli.inference.translator import Translator
 from seq2seq_cli.model.seq2seq import Seq2Seq, build_model
 from seq2seq_cli.optim import HIGHER_IS_BETTER, Schedule, build_optimizer
 from seq2seq_cli.run_dir import RunDirectory
 from seq2seq_cli.runtime import configure_threads, resolve_device
-from seq2seq_cli.translator import Translator
 
 # ---------------------------------------------------------------- events and results
 

@@ -17,7 +17,7 @@ from seq2seq_cli.config import ModelConfig
 from seq2seq_cli.data.batching import epoch_batches, make_batch
 from seq2seq_cli.data.encoded import EncodedPairs, one_hot_tensor
 from seq2seq_cli.data.vocabulary import EOS_ID, Vocabularies, Vocabulary
-from seq2seq_cli.decode import encode_sources, translate_texts
+from seq2seq_cli.inference.search import encode_sources, translate_texts
 from seq2seq_cli.model.seq2seq import Seq2Seq, build_model
 from tests.conftest import TOY_PAIRS, write_config
 from tests.test_decode import (

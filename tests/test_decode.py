@@ -1,4 +1,4 @@
-"""Batched greedy and beam-search decoding (seq2seq_cli.decode) on tiny random models."""
+"""Batched greedy and beam-search decoding (seq2seq_cli.inference.search) on tiny random models."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ import torch
 from seq2seq_cli.config import ModelConfig
 from seq2seq_cli.data.encoded import one_hot_tensor
 from seq2seq_cli.data.vocabulary import EOS_ID, Vocabularies, Vocabulary
-from seq2seq_cli.decode import (
+from seq2seq_cli.errors import UserError
+from seq2seq_cli.inference.search import (
     Hypothesis,
     beam_search,
     encode_sources,
     greedy_decode,
     translate_texts,
 )
-from seq2seq_cli.errors import UserError
 from seq2seq_cli.model.seq2seq import Seq2Seq, build_model
 
 SOURCE_CHARS = "abcdef"

@@ -19,7 +19,7 @@ from seq2seq_cli.data import batching
 from seq2seq_cli.data.batching import make_batch
 from seq2seq_cli.data.encoded import EncodedPairs, one_hot
 from seq2seq_cli.data.vocabulary import EOS_ID, PAD_ID, Vocabularies, Vocabulary
-from seq2seq_cli.decode import beam_search, encode_sources, greedy_decode, translate_texts
+from seq2seq_cli.inference.search import beam_search, encode_sources, greedy_decode, translate_texts
 from seq2seq_cli.model.params import build_report
 from seq2seq_cli.model.seq2seq import Seq2Seq, build_model
 from tests.conftest import write_config

@@ -1,4 +1,4 @@
-"""Metrics (seq2seq_cli.metrics) and the evaluation report built from scored examples."""
+"""Metrics (seq2seq_cli.inference.metrics) and the evaluation report built from scored examples."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import sacrebleu
 from hypothesis import given
 from hypothesis import strategies as st
 
-from seq2seq_cli import metrics
-from seq2seq_cli.evaluate import ScoredExample, score_examples, worst_examples
+from seq2seq_cli.inference import metrics
+from seq2seq_cli.inference.scoring import ScoredExample, score_examples, worst_examples
 
 
 @pytest.mark.parametrize("a, b, distance", [

@@ -14,8 +14,8 @@ from seq2seq_cli.config import ModelConfig, load_config
 from seq2seq_cli.data.batching import IGNORE_INDEX, epoch_batches, make_batch
 from seq2seq_cli.data.encoded import EncodedPairs
 from seq2seq_cli.data.vocabulary import build_vocabularies
-from seq2seq_cli.decode import translate_texts
 from seq2seq_cli.errors import UserError
+from seq2seq_cli.inference.search import translate_texts
 from seq2seq_cli.model.seq2seq import build_model
 from seq2seq_cli.train import (
     EpochEnded,

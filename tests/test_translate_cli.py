@@ -22,8 +22,8 @@ from seq2seq_cli.config import Config, DataConfig, ModelConfig, config_to_dict
 from seq2seq_cli.data.batching import IGNORE_INDEX, make_batch
 from seq2seq_cli.data.encoded import EncodedPairs
 from seq2seq_cli.data.vocabulary import build_vocabularies
+from seq2seq_cli.inference.streams import InputNotes, TranslateSettings, translate_stream
 from seq2seq_cli.model.seq2seq import build_model
-from seq2seq_cli.translate import InputNotes, TranslateSettings, translate_stream
 
 # Mixed source lengths (2 to 5), several of the same length, targets of 2 to 4 characters.
 PAIRS = [("ab", "xy"), ("ba", "yx"), ("abc", "zzx"), ("cab", "xz"), ("bca", "yzyx"),

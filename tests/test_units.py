@@ -14,12 +14,12 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from seq2seq_cli import metrics
 from seq2seq_cli.checkpoint import read_checkpoint
 from seq2seq_cli.cli import app
 from seq2seq_cli.data import units
 from seq2seq_cli.data.vocabulary import UNK_ID, Vocabulary
-from seq2seq_cli.evaluate import ScoredExample, score_examples
+from seq2seq_cli.inference import metrics
+from seq2seq_cli.inference.scoring import ScoredExample, score_examples
 from tests.conftest import write_config, write_tsv
 
 runner = CliRunner()
@@ -120,7 +120,7 @@ def test_split_join_and_length():
 
 def test_the_exported_runner_cuts_text_as_units_does():
     pytest.importorskip("onnxruntime", reason="needs the `export` extra")
-    from seq2seq_cli import onnx_runner
+    from seq2seq_cli.inference import onnx_runner
 
     for text in ["k æ t", " aː  χ\tə n ", "abc", "", "   "]:
         for kind in units.KINDS:

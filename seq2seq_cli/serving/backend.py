@@ -63,8 +63,8 @@ class TorchBackend:
 
     @classmethod
     def load(cls, target: Path, device: str, threads: int | None) -> TorchBackend:
+        from seq2seq_cli.inference.translator import Translator
         from seq2seq_cli.runtime import configure_threads
-        from seq2seq_cli.translator import Translator
 
         translator = Translator.load(target, device)
         return cls(translator, configure_threads(threads))
@@ -116,7 +116,7 @@ class OnnxBackend:
     @classmethod
     def load(cls, directory: Path, threads: int | None) -> OnnxBackend:
         try:
-            from seq2seq_cli import onnx_runner
+            from seq2seq_cli.inference import onnx_runner
         except ImportError:
             raise UserError(f"{directory} is an ONNX export; serving it needs the `export` "
                             f"extra (onnxruntime): {EXPORT_INSTALL_HINT}") from None
@@ -127,7 +127,7 @@ class OnnxBackend:
         return cls(runner, directory, threads)
 
     def translate(self, texts: list[str], search: SearchSettings) -> list[dict[str, Any]]:
-        from seq2seq_cli.onnx_runner import split_units
+        from seq2seq_cli.inference.onnx_runner import split_units
 
         decoded = _twice_if_alone(texts)
         found = self.runner.translate(decoded, beam_size=search.beam_size,

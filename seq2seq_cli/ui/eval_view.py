@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from seq2seq_cli.errors import UserError
-from seq2seq_cli.evaluate import EvaluationReport
+from seq2seq_cli.inference.scoring import EvaluationReport
 
 _CELL = str.maketrans({"\n": " ", "\r": " ", "\t": " "})
 

@@ -24,10 +24,10 @@ import numpy as np
 import typer
 
 from seq2seq_cli.data import units
-from seq2seq_cli.decode import Hypothesis
 from seq2seq_cli.errors import UserError
-from seq2seq_cli.translate import open_source_file, read_lines
-from seq2seq_cli.translator import Translation
+from seq2seq_cli.inference.search import Hypothesis
+from seq2seq_cli.inference.streams import open_source_file, read_lines
+from seq2seq_cli.inference.translator import Translation
 
 PLOT_INSTALL_HINT = "pip install 'seq2seq-cli[plot]'"
 ATTENTION_DECIMALS = 6  # each weight within 5e-7 of the model's

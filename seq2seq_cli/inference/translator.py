@@ -28,10 +28,15 @@ from seq2seq_cli.config import Config
 from seq2seq_cli.data import units
 from seq2seq_cli.data.reading import Pair, normalize_text, read_pairs
 from seq2seq_cli.data.vocabulary import Vocabularies
-from seq2seq_cli.decode import Hypothesis, default_max_length, score_targets, translate_texts
 from seq2seq_cli.errors import UserError
-from seq2seq_cli.evaluate import EvaluationReport, ScoredExample, score_examples
-from seq2seq_cli.metrics import example_cer, example_error_rate
+from seq2seq_cli.inference.metrics import example_cer, example_error_rate
+from seq2seq_cli.inference.scoring import EvaluationReport, ScoredExample, score_examples
+from seq2seq_cli.inference.search import (
+    Hypothesis,
+    default_max_length,
+    score_targets,
+    translate_texts,
+)
 from seq2seq_cli.model.seq2seq import Seq2Seq
 from seq2seq_cli.runtime import resolve_device
 

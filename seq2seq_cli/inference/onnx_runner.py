@@ -3,7 +3,7 @@
 This file is copied into every export directory as ``seq2seq_onnx.py``, so that a
 deployment needs the directory and ``pip install onnxruntime numpy``, nothing else (no
 PyTorch, no seq2seq-cli). It imports nothing but the standard library, numpy and
-onnxruntime, and repeats the search of ``seq2seq_cli/decode.py`` on the exported graphs:
+onnxruntime, and repeats the search of ``seq2seq_cli/inference/search.py`` on the exported graphs:
 the same grouping of sources by length, the same greedy and beam search, the same scores
 (length-normalised log-probabilities, EOS counted), and the same units of text as
 ``seq2seq_cli/data/units.py`` (``split_units`` and ``join_units`` below are its copy).

@@ -18,9 +18,9 @@ from typing import BinaryIO
 from seq2seq_cli.checkpoint import TrainedModel
 from seq2seq_cli.data import units
 from seq2seq_cli.data.vocabulary import UNK
-from seq2seq_cli.decode import Search
 from seq2seq_cli.errors import DataError, UserError
-from seq2seq_cli.translator import Translation, Translator
+from seq2seq_cli.inference.search import Search
+from seq2seq_cli.inference.translator import Translation, Translator
 
 UTF8_BOM = b"\xef\xbb\xbf"
 MAX_LISTED_CHARACTERS = 40  # a warning stays one readable line even for a foreign script

@@ -1,6 +1,6 @@
 """evaluate: score hypotheses against references, overall, by source length and worst first.
 
-Pure data, no model: ``Translator.evaluate`` (seq2seq_cli/translator.py) translates and
+Pure data, no model: ``Translator.evaluate`` (seq2seq_cli/inference/translator.py) translates and
 calls ``score_examples``; rendering lives in ``ui/eval_view.py``.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from seq2seq_cli import metrics
 from seq2seq_cli.data import units
+from seq2seq_cli.inference import metrics
 
 # Source lengths in units (data.source_units), after normalisation; None: no upper bound.
 LENGTH_BUCKETS: tuple[tuple[int, int | None], ...] = ((1, 10), (11, 20), (21, 40), (41, None))
