@@ -12,6 +12,7 @@ take turns batch by batch (see training.py), then report epoch seconds and val l
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import tempfile
 from collections.abc import Callable
@@ -20,18 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import training
 from machine import OtherLoad, cores, median
 from seq2seq_cli.data.batching import epoch_batches
-from seq2seq_cli.train import (
-    Trainer,
-    autocast,
-    epoch_plan,
-    sequence_loss,
-    to_device,
-    train_step,
-    training_batch,
-)
+from seq2seq_cli.training.loop import epoch_plan
+from seq2seq_cli.training.state import Trainer
+from seq2seq_cli.training.step import autocast, sequence_loss, to_device, train_step, training_batch
 from training import epochs_in_turn, recipe_config, start_trainer
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "fra-eng.tsv"
@@ -109,27 +103,17 @@ VARIANTS: dict[str, tuple[str, Plan | None, int]] = {
 }
 
 
-def _plan_of(trainer: Trainer, epoch: int) -> list[np.ndarray]:
-    plan = getattr(trainer, "bench_plan", None) or epoch_plan
-    return plan(trainer, epoch)
-
-
-def _step_of(trainer: Trainer, rows: np.ndarray) -> tuple[float, int]:
-    parts = getattr(trainer, "bench_parts", 0)
-    return split_step(trainer, rows, parts) if parts else train_step(trainer, rows)
-
-
 def run_seed(corpus: Path, seed: int, epochs: int, precision: str,
              workdir: Path) -> dict[str, list[dict]]:
-    trainers = {}
+    trainers, swaps = {}, {}
     for name, (batching, plan, parts) in VARIANTS.items():
         config = recipe_config(corpus, 10_000, epochs, [
             f"train.batching={batching}", f"train.seed={seed}", f"train.precision={precision}"])
-        trainer = start_trainer(config, workdir / f"{seed}-{len(trainers)}")
-        trainer.bench_plan, trainer.bench_parts = plan, parts
-        trainers[name] = trainer
+        trainers[name] = start_trainer(config, workdir / f"{seed}-{len(trainers)}")
+        swaps[name] = (plan or epoch_plan, functools.partial(split_step, parts=parts)
+                       if parts else train_step)
     for _ in range(epochs):
-        epochs_in_turn(trainers, [])
+        epochs_in_turn(trainers, [], swaps)
     return {name: trainer.history for name, trainer in trainers.items()}
 
 
@@ -141,7 +125,6 @@ def main() -> int:
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     args = parser.parse_args()
     torch.set_num_threads(cores())
-    training.epoch_plan, training.train_step = _plan_of, _step_of  # per-trainer choice
     seconds: dict[str, list[float]] = {name: [] for name in VARIANTS}
     losses: dict[str, list[float]] = {name: [] for name in VARIANTS}
     with tempfile.TemporaryDirectory() as workdir, OtherLoad() as load:

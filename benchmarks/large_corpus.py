@@ -150,7 +150,7 @@ def large_corpus_section(workdir: Path, log: Callable[[str], None],
         return Section(TITLE, [Check("first load", problem, "≤ 60 s", False)])
     log("large corpus: cached load")
     cached_wall, cached_rss, cached, _ = _inspect(config)
-    imports, _ = peak_rss([sys.executable, "-c", "import seq2seq_cli.train"])
+    imports, _ = peak_rss([sys.executable, "-c", "import seq2seq_cli.training.loop"])
     log("large corpus: one training step")
     train_rss, result = peak_rss([str(BIN / "seq2seq"), "train", str(config), "--run-dir",
                                   str(workdir / "run"), "--quiet"])

@@ -71,7 +71,7 @@ def memory_section(config: Config, corpus: Path, samples: int | None, run_dir: P
     wall = time.perf_counter() - started
     if rss is None:
         return Section("4. Peak memory", [Check("peak RSS", failure(result), "≤ 1.2 GB", False)])
-    imports, _ = peak_rss([sys.executable, "-c", "import seq2seq_cli.train"])
+    imports, _ = peak_rss([sys.executable, "-c", "import seq2seq_cli.training.loop"])
     full_bytes = report["full_tensor_bytes"]
     checks = [Check("peak RSS of `seq2seq train`, 1 epoch", f"{rss / 1e9:.2f} GB",
                     "≤ 1.2 GB", rss <= RSS_TARGET_BYTES),
@@ -88,7 +88,7 @@ def _memory_details(report: dict, samples: int | None, wall: float, epoch: dict)
             "for training); batching=mixed, one epoch, 200 validation sources decoded. "
             "Peak RSS is `resource.getrusage(RUSAGE_CHILDREN).ru_maxrss` in a fresh wrapper "
             "process; the import baseline is the same for `python -c 'import "
-            "seq2seq_cli.train'`; the full-tensor size is `full_tensor_bytes` of "
+            "seq2seq_cli.training.loop'`; the full-tensor size is `full_tensor_bytes` of "
             "`seq2seq inspect-data`.",
             f"Command wall time {wall:.0f} s; epoch training seconds {epoch['seconds']:.1f}, "
             f"validation and decoding {epoch['eval_seconds']:.1f} s."]

@@ -21,7 +21,8 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from machine import cores
-from seq2seq_cli.train import autocast, epoch_plan, sequence_loss, to_device, training_batch
+from seq2seq_cli.training.loop import epoch_plan
+from seq2seq_cli.training.step import autocast, sequence_loss, to_device, training_batch
 from training import VARIANTS, recipe_config, start_trainer
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "fra-eng.tsv"

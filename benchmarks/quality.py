@@ -99,7 +99,8 @@ def worker(job_file: Path) -> None:
     from seq2seq_cli import Translator
     from seq2seq_cli.config import load_config
     from seq2seq_cli.data.corpus import load_corpus
-    from seq2seq_cli.train import TrainingStopped, train_from_config
+    from seq2seq_cli.training.events import TrainingStopped
+    from seq2seq_cli.training.loop import train_from_config
 
     spec = json.loads(job_file.read_text())
     torch.set_num_threads(1)

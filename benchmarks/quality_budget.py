@@ -85,7 +85,7 @@ def worker(job: Job) -> dict:
     from seq2seq_cli import Translator
     from seq2seq_cli.config import load_config
     from seq2seq_cli.data.reading import read_pairs
-    from seq2seq_cli.train import train_from_config
+    from seq2seq_cli.training.loop import train_from_config
 
     torch.set_num_threads(job.threads)
     task = Path(job.task_dir)

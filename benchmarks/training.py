@@ -4,18 +4,17 @@ All variants train the same data with the same seed for the same number of epoch
 Variants take turns batch by batch inside this one process (a step of A, of B, of C,
 then A again...), so that a noisy, shared machine slows them alike; epoch-level turns
 were not enough here (two neighbouring epochs differed up to 8× under other users'
-load). The loop is the trainer's own: ``setup_trainer``, its ``epoch_plan`` and
-``train_step`` (what ``_train_epoch`` runs per batch, minus progress events) and
-``end_epoch`` for validation. Epoch time is the sum of the steps' seconds, batch
-construction included, validation excluded: the trainer's "seconds" metric.
+load). The loop is the trainer's own: ``setup_trainer``, then the library's
+``epoch_steps`` (the epoch ``train_epoch`` runs, yielding after every optimizer step),
+validation included. Epoch time is the sum of the steps' seconds, batch construction
+included, validation excluded: the trainer's "seconds" metric.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,9 +24,12 @@ from flops import EpochSteps, training_flops
 from machine import cores, matmul_gflops, median, native_bf16_flags
 from report import Check, Section
 from seq2seq_cli.config import Config, load_config
-from seq2seq_cli.distributed import Distributed
 from seq2seq_cli.run_dir import RunDirectory
-from seq2seq_cli.train import Trainer, end_epoch, epoch_plan, setup_trainer, train_step
+from seq2seq_cli.training.distributed import Distributed
+from seq2seq_cli.training.loop import Plan, Step, epoch_plan, epoch_steps
+from seq2seq_cli.training.setup import setup_trainer
+from seq2seq_cli.training.state import Trainer
+from seq2seq_cli.training.step import train_step
 
 RECIPE_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "fra-eng.yaml"
 LENGTH, PADDED, BF16 = "mixed fp32", "pad_to_max fp32", "mixed bf16"
@@ -69,25 +71,17 @@ def start_trainer(config: Config, run_dir: Path) -> Trainer:
                   lambda event: None, lambda: False)
 
 
-def epoch_in_steps(trainer: Trainer) -> Iterator[None]:
-    """``_train_epoch`` one batch at a time, so that variants can take turns batch by batch."""
-    p = trainer.progress
-    trainer.model.train()
-    for rows in epoch_plan(trainer, p.epoch + 1):
-        started = time.perf_counter()
-        loss_sum, steps = train_step(trainer, rows)
-        p.train_seconds += time.perf_counter() - started
-        p.batches_done, p.loss_sum, p.target_steps = (
-            p.batches_done + 1, p.loss_sum + loss_sum, p.target_steps + steps)
-        yield
-
-
-def epochs_in_turn(trainers: dict[str, Trainer], peaks: list[float]) -> dict[str, dict]:
-    """One epoch of every trainer, one batch each in turn; then each one's validation.
+def epochs_in_turn(trainers: dict[str, Trainer], peaks: list[float],
+                   swaps: dict[str, tuple[Plan, Step]] | None = None) -> dict[str, dict]:
+    """One epoch of every trainer, one optimizer step each in turn, each ending with its
+    validation; returns each one's metrics. ``swaps``: a (batch plan, step) of a trainer
+    in place of the library's (benchmarks/batching_experiments.py).
 
     A matmul peak sample is taken every PEAK_EVERY turns, under the same load.
     """
-    pending = {name: epoch_in_steps(trainer) for name, trainer in trainers.items()}
+    swaps = swaps or {}
+    pending = {name: epoch_steps(trainer, *swaps.get(name, (epoch_plan, train_step)))
+               for name, trainer in trainers.items()}
     for turn in itertools.count():
         if not pending:
             break
@@ -96,7 +90,7 @@ def epochs_in_turn(trainers: dict[str, Trainer], peaks: list[float]) -> dict[str
         for name, steps in list(pending.items()):
             if next(steps, DONE) is DONE:
                 del pending[name]
-    return {name: end_epoch(trainer)[0] for name, trainer in trainers.items()}
+    return {name: trainer.history[-1] for name, trainer in trainers.items()}
 
 
 def run_interleaved(configs: dict[str, Config], repeats: int, epochs: int, workdir: Path,

@@ -164,6 +164,12 @@ class Checkpoint:
         return payload
 
     @classmethod
+    def read(cls, path: Path) -> Checkpoint:
+        """The checkpoint file ``path``, read and validated: the one way a checkpoint is
+        read (``read_checkpoint`` first resolves a run directory to its best.pt)."""
+        return cls.from_payload(load_checkpoint(path), path)
+
+    @classmethod
     def from_payload(cls, payload: dict[str, Any], path: Path) -> Checkpoint:
         try:
             config = config_from_dict(payload["config"], f"{path} (embedded config)")
@@ -203,8 +209,7 @@ def _first_line(exc: Exception) -> str:
 
 def read_checkpoint(target: str | Path) -> Checkpoint:
     """The typed checkpoint of a run directory (its best.pt) or a checkpoint file."""
-    path = resolve_checkpoint(target)
-    return Checkpoint.from_payload(load_checkpoint(path), path)
+    return Checkpoint.read(resolve_checkpoint(target))
 
 
 def write_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
@@ -225,7 +230,7 @@ class TrainedModel:
 def load_trained_model(target: str | Path, device: torch.device | str = "cpu") -> TrainedModel:
     """Rebuild the model of a run directory or checkpoint file, in eval mode on ``device``."""
     path = resolve_checkpoint(target)
-    checkpoint = Checkpoint.from_payload(load_checkpoint(path), path)
+    checkpoint = Checkpoint.read(path)
     try:
         model = checkpoint.build_model(device)
     except RuntimeError as exc:

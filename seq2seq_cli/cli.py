@@ -115,7 +115,8 @@ def train(
 
     cfg = load_config(config, overrides)  # config errors come before torch is loaded
     from seq2seq_cli.run_dir import RunDirectory
-    from seq2seq_cli.train import TrainingStopped, train_from_config
+    from seq2seq_cli.training.events import TrainingStopped
+    from seq2seq_cli.training.loop import train_from_config
     from seq2seq_cli.ui.train_view import StopOnSignal, TrainView
 
     target = run_dir if run_dir is not None else Path("runs") / config.stem

@@ -307,6 +307,18 @@ def config_to_dict(config: Config) -> dict[str, dict[str, Any]]:
     return tree
 
 
+def first_difference(before: Config, now: Config, section: str,
+                     ignore: tuple[str, ...] = ()) -> tuple[str, Any, Any] | None:
+    """How two configs differ in ``section``: the first key (in field order) whose values
+    differ, with its value in ``before`` and in ``now`` (as YAML holds them), or None.
+
+    The one answer to "is this the same model / the same data" for resume, fine-tuning
+    and checkpoint averaging; keys in ``ignore`` never count."""
+    old, new = config_to_dict(before)[section], config_to_dict(now)[section]
+    key = next((k for k in old if old[k] != new[k] and k not in ignore), None)
+    return None if key is None else (key, old[key], new[key])
+
+
 def dump_config(config: Config) -> str:
     """The fully resolved config as YAML; ``load_config`` of it gives the same object."""
     return yaml.safe_dump(config_to_dict(config), sort_keys=False, allow_unicode=True)

@@ -317,7 +317,8 @@ def test_a_stopped_attention_run_with_dropout_resumes_exactly(tmp_path, toy_corp
     """Dropout draws random numbers: the RNG state in last.pt must make resume exact."""
     from seq2seq_cli.checkpoint import load_checkpoint
     from seq2seq_cli.config import load_config
-    from seq2seq_cli.train import TrainingStopped, train_from_config
+    from seq2seq_cli.training.events import TrainingStopped
+    from seq2seq_cli.training.loop import train_from_config
 
     config = load_config(tiny_config(tmp_path, toy_corpus, attention="additive",
                                      output_dropout=0.3, encoder_output_dropout=0.2),
@@ -337,7 +338,7 @@ def test_a_run_from_before_this_version_resumes(tmp_path, monkeypatch):
     """A run directory written before attention, budgets and steps existed: its last.pt
     (no step counters, metrics without "step") resumes and finishes."""
     from seq2seq_cli.config import load_config
-    from seq2seq_cli.train import train_from_config
+    from seq2seq_cli.training.loop import train_from_config
 
     root = FIXTURES.parent.parent
     monkeypatch.chdir(root)  # the fixture's config names data/dates.tsv, relative

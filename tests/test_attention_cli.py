@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from seq2seq_cli.cli import app
 from seq2seq_cli.config import load_config
-from seq2seq_cli.train import train_from_config
+from seq2seq_cli.training.loop import train_from_config
 
 from .conftest import TOY_PAIRS, write_config, write_tsv
 
@@ -87,7 +87,7 @@ def test_the_plot_is_a_png_that_grows_with_the_text(attention_run: Path, tmp_pat
 def test_without_matplotlib_the_plot_says_how_to_install_it(
         attention_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now fails
-    monkeypatch.delitem(sys.modules, "seq2seq_cli.plot", raising=False)
+    monkeypatch.delitem(sys.modules, "seq2seq_cli.training.plot", raising=False)
     path = tmp_path / "a.png"
     assert_user_error(translate(attention_run, "one", "--attention-plot", str(path)),
                       INSTALL_HINT)

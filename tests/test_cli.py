@@ -57,12 +57,12 @@ def test_unknown_command_is_a_usage_error():
 
 def test_out_of_memory_is_a_clear_error_and_other_failures_are_not_hidden(monkeypatch,
                                                                           tiny_config):
-    import seq2seq_cli.train
+    import seq2seq_cli.training.loop
 
     def fail_with(exc):
         def train_from_config(*args, **kwargs):
             raise exc
-        monkeypatch.setattr(seq2seq_cli.train, "train_from_config", train_from_config)
+        monkeypatch.setattr(seq2seq_cli.training.loop, "train_from_config", train_from_config)
 
     for exc in (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to "
                              "allocate 9999999999 bytes"), MemoryError()):

@@ -22,7 +22,8 @@ from seq2seq_cli.data.corpus import load_corpus, split_pairs
 from seq2seq_cli.data.reading import read_pairs
 from seq2seq_cli.data.vocabulary import build_vocabularies
 from seq2seq_cli.errors import DataError
-from seq2seq_cli.train import RunStarted, train_from_config
+from seq2seq_cli.training.events import RunStarted
+from seq2seq_cli.training.loop import train_from_config
 
 from .conftest import write_config
 

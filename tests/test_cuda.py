@@ -8,7 +8,7 @@ import torch
 from seq2seq_cli.checkpoint import load_trained_model
 from seq2seq_cli.config import load_config
 from seq2seq_cli.inference.search import translate_texts
-from seq2seq_cli.train import train_from_config
+from seq2seq_cli.training.loop import train_from_config
 
 from .conftest import TOY_PAIRS
 

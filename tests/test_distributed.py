@@ -14,8 +14,8 @@ import torch
 
 from seq2seq_cli.checkpoint import load_checkpoint
 from seq2seq_cli.config import load_config
-from seq2seq_cli.distributed import Distributed
-from seq2seq_cli.train import train_from_config
+from seq2seq_cli.training.distributed import Distributed
+from seq2seq_cli.training.loop import train_from_config
 
 from .conftest import TOY_PAIRS, write_config, write_tsv
 

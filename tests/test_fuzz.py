@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from seq2seq_cli.cli import app
 from seq2seq_cli.config import DataConfig, ModelConfig, TrainConfig, load_config
-from seq2seq_cli.train import train_from_config
+from seq2seq_cli.training.loop import train_from_config
 
 from .conftest import TOY_PAIRS, write_config, write_tsv
 

@@ -29,7 +29,7 @@ from seq2seq_cli.checkpoint import FORMAT, load_checkpoint, save_checkpoint
 from seq2seq_cli.cli import app
 from seq2seq_cli.config import load_config
 from seq2seq_cli.errors import CheckpointError
-from seq2seq_cli.train import train_from_config
+from seq2seq_cli.training.loop import train_from_config
 
 from .conftest import TOY_PAIRS, write_config, write_tsv
 from .test_train import _assert_same_params, _metrics, _params, _untimed

@@ -19,8 +19,9 @@ from typer.testing import CliRunner
 from seq2seq_cli.checkpoint import load_checkpoint, save_checkpoint
 from seq2seq_cli.cli import app
 from seq2seq_cli.config import TrainConfig, load_config
-from seq2seq_cli.optim import Horizon, build_optimizer, run_horizon
-from seq2seq_cli.train import BatchEnded, TrainingStopped, train_from_config
+from seq2seq_cli.training.events import BatchEnded, TrainingStopped
+from seq2seq_cli.training.loop import train_from_config
+from seq2seq_cli.training.optim import Horizon, build_optimizer, run_horizon
 
 from .conftest import write_config
 

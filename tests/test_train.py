@@ -17,13 +17,9 @@ from seq2seq_cli.data.vocabulary import build_vocabularies
 from seq2seq_cli.errors import UserError
 from seq2seq_cli.inference.search import translate_texts
 from seq2seq_cli.model.seq2seq import build_model
-from seq2seq_cli.train import (
-    EpochEnded,
-    RunStarted,
-    TrainingStopped,
-    sequence_loss,
-    train_from_config,
-)
+from seq2seq_cli.training.events import EpochEnded, RunStarted, TrainingStopped
+from seq2seq_cli.training.loop import train_from_config
+from seq2seq_cli.training.step import sequence_loss
 
 from .conftest import TOY_PAIRS, write_config, write_tsv
 
@@ -486,7 +482,7 @@ def test_log_output_gets_a_progress_line_each_interval_of_a_long_epoch(tmp_path)
 
     from rich.console import Console
 
-    from seq2seq_cli.train import BatchEnded, EpochStarted
+    from seq2seq_cli.training.events import BatchEnded, EpochStarted
     from seq2seq_cli.ui.train_view import LOG_INTERVAL, TrainView
 
     now = [0.0]

@@ -19,7 +19,7 @@ from seq2seq_cli.cli import app
 from seq2seq_cli.config import load_config
 from seq2seq_cli.data.reading import read_pairs
 from seq2seq_cli.errors import UserError
-from seq2seq_cli.train import train_from_config
+from seq2seq_cli.training.loop import train_from_config
 
 from .conftest import ROOT
 

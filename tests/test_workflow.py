@@ -16,7 +16,9 @@ from seq2seq_cli.checkpoint import load_checkpoint
 from seq2seq_cli.cli import app
 from seq2seq_cli.config import load_config
 from seq2seq_cli.data.batching import IGNORE_INDEX
-from seq2seq_cli.train import TrainingStopped, sequence_loss, train_from_config
+from seq2seq_cli.training.events import TrainingStopped
+from seq2seq_cli.training.loop import train_from_config
+from seq2seq_cli.training.step import sequence_loss
 
 from .conftest import write_config
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from seq2seq_cli.checkpoint import Checkpoint, load_checkpoint, write_checkpoint
-from seq2seq_cli.config import config_to_dict
+from seq2seq_cli.config import first_difference
 from seq2seq_cli.errors import CheckpointError, UserError
 from seq2seq_cli.run_dir import RunDirectory
 
@@ -34,7 +34,7 @@ def average_command(targets: list[Path], *, last: int | None = None,
 
 def average_checkpoints(paths: list[Path]) -> Checkpoint:
     """One checkpoint whose weights are the element-wise mean of the given ones'."""
-    checkpoints = [Checkpoint.from_payload(load_checkpoint(p), p) for p in paths]
+    checkpoints = [Checkpoint.read(p) for p in paths]
     first = checkpoints[0]
     for path, checkpoint in zip(paths[1:], checkpoints[1:]):
         _check_same_model(paths[0], first, path, checkpoint)
@@ -70,13 +70,12 @@ def _checkpoint_paths(targets: list[Path], last: int | None) -> list[Path]:
 
 def _check_same_model(first_path: Path, first: Checkpoint, path: Path,
                       checkpoint: Checkpoint) -> None:
-    before, now = config_to_dict(first.config)["model"], config_to_dict(checkpoint.config)["model"]
-    changed = [key for key in before if before[key] != now[key]]
+    changed = first_difference(first.config, checkpoint.config, "model")
     if changed:
+        key, before, now = changed
         raise CheckpointError(f"{path}: a different model than {first_path} (model."
-                              f"{changed[0]} = {now[changed[0]]!r}, not "
-                              f"{before[changed[0]]!r}); only checkpoints of one model can "
-                              "be averaged")
+                              f"{key} = {now!r}, not {before!r}); only checkpoints of one "
+                              "model can be averaged")
     if checkpoint.vocabs != first.vocabs:
         raise CheckpointError(f"{path}: other vocabularies than {first_path}; only "
                               "checkpoints of one model can be averaged")

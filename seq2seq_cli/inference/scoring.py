@@ -76,6 +76,14 @@ class EvaluationReport:
         }
 
 
+def headline_scores(hypotheses: list[str], references: list[str]) -> dict[str, float]:
+    """Exact match and chrF of hypotheses against references: the scores that every report
+    computes the same way (each validation, the test split, ``evaluate`` and the
+    benchmarks)."""
+    return {"exact_match": metrics.exact_match(hypotheses, references),
+            "chrf": metrics.chrf(hypotheses, references)}
+
+
 def score_examples(examples: list[ScoredExample], worst: int = 10, *,
                    source_units: str = units.CHARACTERS,
                    target_units: str = units.CHARACTERS) -> EvaluationReport:
@@ -85,11 +93,12 @@ def score_examples(examples: list[ScoredExample], worst: int = 10, *,
     sources by their length in ``source_units``."""
     hypotheses = [e.hypothesis for e in examples]
     references = [e.reference for e in examples]
+    headline = headline_scores(hypotheses, references)
     return EvaluationReport(
         n=len(examples),
-        exact_match=metrics.exact_match(hypotheses, references),
+        exact_match=headline["exact_match"],
         cer=metrics.character_error_rate(hypotheses, references),
-        chrf=metrics.chrf(hypotheses, references),
+        chrf=headline["chrf"],
         bleu=metrics.bleu(hypotheses, references),
         by_length=[_bucket_score(examples, low, high, source_units, target_units)
                    for low, high in LENGTH_BUCKETS],

@@ -22,7 +22,7 @@ from rich.table import Table
 
 from seq2seq_cli.data.store import LoadReport
 from seq2seq_cli.run_dir import RunDirectory
-from seq2seq_cli.train import (
+from seq2seq_cli.training.events import (
     BatchEnded,
     CorpusLoading,
     EpochEnded,

@@ -108,7 +108,7 @@ def attention_drawer(path: Path | None) -> Callable[[Translation], None] | None:
         raise UserError(f"--attention-plot {path}: "
                         f"{'is a directory' if path.is_dir() else 'no such directory'}")
     try:
-        from seq2seq_cli.plot import plot_attention
+        from seq2seq_cli.training.plot import plot_attention
     except ImportError:
         raise UserError("--attention-plot needs matplotlib, the optional `plot` extra: "
                         f"{PLOT_INSTALL_HINT}") from None

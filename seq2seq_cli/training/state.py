@@ -1,0 +1,138 @@
+"""The trainer's state: what it trains with, the counters a checkpoint saves so that a
+resumed run continues exactly, and the budgets (train.max_steps, train.max_minutes).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from seq2seq_cli.config import Config
+from seq2seq_cli.data.encoded import EncodedPairs
+from seq2seq_cli.data.reading import Pair
+from seq2seq_cli.data.vocabulary import Vocabularies
+from seq2seq_cli.model.seq2seq import Seq2Seq
+from seq2seq_cli.run_dir import RunDirectory
+from seq2seq_cli.training.distributed import Distributed
+from seq2seq_cli.training.events import EventHandler
+from seq2seq_cli.training.experiment_log import ExperimentLog
+from seq2seq_cli.training.optim import HIGHER_IS_BETTER, Schedule
+
+
+@dataclass
+class Progress:
+    """Counters saved in every checkpoint so that a resumed run continues exactly."""
+
+    epoch: int = 0  # completed epochs
+    best_val_loss: float = math.inf
+    best_epoch: int = 0
+    best_exact_match: float | None = None
+    epochs_without_improvement: int = 0  # validations, in fact: epochs unless validate_every
+    steps: int = 0  # optimizer steps of the whole run
+    best_step: int = 0
+    # Position inside an unfinished epoch (set when stopped by a signal).
+    batches_done: int = 0
+    loss_sum: float = 0.0
+    target_steps: int = 0
+    chars: int = 0
+    train_seconds: float = 0.0
+
+    def start_epoch(self) -> None:
+        self.batches_done, self.loss_sum, self.target_steps = 0, 0.0, 0
+        self.chars, self.train_seconds = 0, 0.0
+
+
+@dataclass
+class Trainer:
+    config: Config
+    run: RunDirectory
+    vocabs: Vocabularies
+    train_pairs: EncodedPairs
+    val_pairs: EncodedPairs
+    val_texts: list[Pair]
+    test_texts: list[Pair]
+    model: Seq2Seq
+    wrapped: nn.Module  # the model, or its DistributedDataParallel wrapper
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule  # sets the optimizer's rate after every step and validation
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    dist: Distributed
+    on_event: EventHandler
+    should_stop: Callable[[], bool]
+    progress: Progress = field(default_factory=Progress)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    clock: Callable[[], float] = time.monotonic  # for train.max_minutes
+    elapsed_before: float = 0.0  # seconds spent on this run by earlier invocations
+    started: float = 0.0  # clock() when this invocation began to train
+    log: ExperimentLog = field(default_factory=lambda: ExperimentLog(None))
+
+
+# ---------------------------------------------------------------- budgets
+
+
+def validation_due(trainer: Trainer) -> bool:
+    every = trainer.config.train.validate_every
+    return every is not None and trainer.progress.steps % every == 0
+
+
+def elapsed_seconds(trainer: Trainer) -> float:
+    """Wall-clock seconds spent training this run, earlier invocations included."""
+    return trainer.elapsed_before + trainer.clock() - trainer.started
+
+
+def agreed_elapsed(trainer: Trainer) -> float:
+    """elapsed_seconds, the same on every rank (their clocks differ a little), so that a
+    time-based schedule gives every rank the same rate."""
+    elapsed = elapsed_seconds(trainer)
+    if not trainer.dist.distributed:
+        return elapsed
+    return float(trainer.dist.sum(torch.tensor(elapsed))) / trainer.dist.world_size
+
+
+def spent_budget(trainer: Trainer) -> str | None:
+    """"max_steps" or "max_minutes" once that budget is used up; every rank agrees."""
+    t = trainer.config.train
+    if t.max_steps is not None and trainer.progress.steps >= t.max_steps:
+        return "max_steps"
+    out_of_time = t.max_minutes is not None and elapsed_seconds(trainer) >= 60 * t.max_minutes
+    return "max_minutes" if trainer.dist.any(out_of_time) else None
+
+
+# ---------------------------------------------------------------- judging a validation
+
+
+def update_progress(trainer: Trainer, metrics: dict[str, Any], epoch_ended: bool) -> bool:
+    p = trainer.progress
+    is_best = improves(metrics, trainer.history, trainer.config.train.select_by)
+    if is_best:
+        p.best_val_loss, p.best_epoch = metrics["val_loss"], metrics["epoch"]
+        p.best_step = p.steps
+        p.best_exact_match = metrics["exact_match"]
+        p.epochs_without_improvement = 0
+    else:
+        p.epochs_without_improvement += 1
+    if epoch_ended:
+        p.epoch = metrics["epoch"]
+        p.start_epoch()
+    trainer.history.append(metrics)
+    return is_best
+
+
+def improves(metrics: dict[str, Any], history: list[dict[str, Any]], select_by: str) -> bool:
+    """Whether this epoch beats every earlier one on ``select_by``.
+
+    Judged against the history rather than a stored best, so a run resumed with another
+    train.select_by compares like with like.
+    """
+    score = metrics[select_by]
+    earlier = [m[select_by] for m in history if m.get(select_by) is not None]
+    if not earlier:
+        return True
+    return score > max(earlier) if select_by in HIGHER_IS_BETTER else score < min(earlier)
