@@ -23,7 +23,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-# The config reference (docs/config.md), generated from seq2seq_cli/config.py.
+# The config reference (docs/config.md), generated from seq2seq_cli/config/schema.py.
 docs: $(STAMP)
 	$(BIN)/seq2seq config reference --write docs/config.md
 

@@ -54,7 +54,7 @@ def variants(units: dict[str, str]) -> dict[str, list[str]]:
 def preset_overrides(name: str) -> list[str] | None:
     """A preset's model and train values as overrides (its data section names the demo)."""
     try:
-        from seq2seq_cli.presets import PRESETS
+        from seq2seq_cli.config.presets import PRESETS
     except ImportError:
         return None
     values = PRESETS[name]

@@ -1,6 +1,6 @@
 """``seq2seq config init``: a commented YAML config to start from.
 
-A preset of ``presets.py``, optionally with a time budget (``--minutes``) and a corpus
+A preset of ``config/presets.py``, optionally with a time budget (``--minutes``) and a corpus
 (``--data``) whose sides get the units ``unit_choice`` picks, each with the reason as a
 comment. The text is checked to load as a config before it is returned, and a file is
 only ever created, never overwritten.
@@ -17,9 +17,9 @@ from typing import Any
 import yaml
 
 from seq2seq_cli.config import SECTIONS, config_from_dict
+from seq2seq_cli.config.presets import DESCRIPTIONS, EPOCHS_UNDER_A_TIME_BUDGET, NOTES, PRESETS
 from seq2seq_cli.data.unit_choice import UnitChoice, choose_corpus_units
 from seq2seq_cli.errors import ConfigError, UserError
-from seq2seq_cli.presets import DESCRIPTIONS, EPOCHS_UNDER_A_TIME_BUDGET, NOTES, PRESETS
 
 WIDTH = 90  # comment lines are wrapped to this many characters
 

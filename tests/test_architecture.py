@@ -69,7 +69,71 @@ def test_the_cycle_finder_finds_a_cycle():
 
 def test_no_module_imports_a_private_name_of_another():
     modules = _modules()
-    private = [(name, target, imported) for name, path in modules.items()
+    # The tests and benchmarks too: they use the package as its callers would.
+    callers = {**{str(p): p for p in (PACKAGE.parent / "tests").glob("*.py")},
+               **{str(p): p for p in (PACKAGE.parent / "benchmarks").glob("*.py")}}
+    private = [(name, target, imported)
+               for name, path in {**modules, **callers}.items()
                for target, imported in _imports(path, modules)
                if imported.startswith("_") and not imported.startswith("__")]
     assert private == []
+
+
+# ------------------------------------------------------------ the shape of the tree
+
+MAX_MODULE_LINES = 400
+MAX_TOP_LEVEL_MODULES = 10
+# Sub-packages and top-level modules from the top of the data flow down: a module may
+# import its own layer or any layer below it, never one above.
+LAYERS = [
+    {"__main__", "cli"},
+    {"ui"},
+    {"serving"},
+    {"training"},
+    {"inference"},
+    {"checkpoint", "config_init"},
+    {"model"},
+    {"data"},
+    {"config"},
+    {"run_dir", "runtime", "atomic", "errors", "version"},
+]
+
+
+def _room(module: str) -> str:
+    """The sub-package or top-level module a module belongs to."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "(package)"
+
+
+def _rank(room: str) -> int:
+    return next(i for i, layer in enumerate(LAYERS) if room in layer)
+
+
+def test_no_module_is_longer_than_the_limit():
+    long = {str(path.relative_to(PACKAGE)): n for path in PACKAGE.rglob("*.py")
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES}
+    assert long == {}
+
+
+def test_the_top_level_holds_few_modules_beside_its_sub_packages():
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(top) <= MAX_TOP_LEVEL_MODULES, top
+
+
+def test_every_room_has_a_layer():
+    rooms = {_room(name) for name in _modules()} - {"(package)"}
+    assert rooms == set().union(*LAYERS)
+
+
+def test_imports_point_down_the_data_flow():
+    upward = sorted((name, target) for name, targets in _graph().items()
+                    for target in targets
+                    if name != "seq2seq_cli" and (
+                        _room(target) == "(package)"  # the API facade is for callers
+                        or _rank(_room(target)) < _rank(_room(name))))
+    assert upward == []
+
+
+def test_the_layer_check_finds_an_upward_import():
+    assert _rank(_room("seq2seq_cli.data.store")) > _rank(_room("seq2seq_cli.training.loop"))
+    assert _rank(_room("seq2seq_cli.cli.app")) < _rank(_room("seq2seq_cli.ui.train_view"))

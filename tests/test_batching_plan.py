@@ -46,11 +46,11 @@ def test_array_plan_equals_the_list_plan(mode, count, spread, batch_size):
 
 
 def test_grouping_in_steps_equals_one_stable_sort():
-    from seq2seq_cli.data.batching import _grouped_by_length
+    from seq2seq_cli.data.batching import grouped_by_length
 
     lengths = np.random.default_rng(0).integers(1, 30, 10_000).astype(np.int16)
     order = permutation(len(lengths), np.random.default_rng(1))
-    grouped, sizes = _grouped_by_length(order, lengths, step=333)
+    grouped, sizes = grouped_by_length(order, lengths, step=333)
     assert np.array_equal(grouped, order[np.argsort(lengths[order], kind="stable")])
     assert sizes.tolist() == [n for n in np.bincount(lengths).tolist() if n]
 

@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from seq2seq_cli.cli import app
-from seq2seq_cli.config_docs import END, START, reference_markdown, with_reference
+from seq2seq_cli.config.reference import END, START, reference_markdown, with_reference
 from seq2seq_cli.errors import UserError
 
 README = Path(__file__).resolve().parents[1] / "docs" / "config.md"

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from seq2seq_cli.cli import app
 from seq2seq_cli.config import SECTIONS, Config, config_to_dict, load_config
-from seq2seq_cli.presets import EPOCHS_UNDER_A_TIME_BUDGET, PRESETS
+from seq2seq_cli.config.presets import EPOCHS_UNDER_A_TIME_BUDGET, PRESETS
 
 from .conftest import ROOT, write_tsv
 

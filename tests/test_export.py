@@ -132,3 +132,17 @@ def test_the_default_output_is_inside_the_run_and_can_be_refreshed(tmp_path):
     assert description["attention"] == "dot"
     assert description["vocabularies"]["source"][4:] == list("abcdef")
     assert torch.load(run / "checkpoints" / "best.pt", weights_only=True)["epoch"] == 1
+
+
+def test_export_reports_its_files_as_json(tmp_path):
+    run = saved(tmp_path, "run", {})
+    result = CliRunner().invoke(app, ["export", str(run), "--output", str(tmp_path / "out"),
+                                      "--report-format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    out = tmp_path / "out"
+    assert report["directory"] == str(out) and report["runner"] == str(out / "seq2seq_onnx.py")
+    assert sorted(report["files"]) == sorted(p.name for p in out.iterdir())
+    onnx = report["files"]["decoder_step.onnx"]
+    assert onnx["size"] == (out / "decoder_step.onnx").stat().st_size
+    assert len(onnx["sha256"]) == 64

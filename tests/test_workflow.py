@@ -334,6 +334,20 @@ def test_kept_checkpoints_are_averaged_into_a_usable_checkpoint(tmp_path, config
     assert again.exit_code == 0 and "averaged 3 checkpoints" in again.stdout
 
 
+def test_average_reports_what_it_wrote_as_json(tmp_path, config_file):
+    run = tmp_path / "run"
+    train_from_config(load_config(config_file, ["train.epochs=2", "train.keep_checkpoints=2"]),
+                      run, device="cpu")
+    output = tmp_path / "mean.pt"
+    result = runner.invoke(app, ["average", str(run), "--output", str(output),
+                                 "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report == {"output": str(output), "averaged": [
+        str(p) for p in sorted((run / "checkpoints").glob("step-*.pt"))]}
+    assert output.is_file()
+
+
 def test_averaging_refuses_other_models_and_never_overwrites_a_checkpoint(tmp_path,
                                                                          config_file):
     runs = {}

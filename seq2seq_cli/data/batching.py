@@ -73,7 +73,7 @@ def _shuffled_pieces(order: np.ndarray, source_lengths: np.ndarray, size: int,
     Arrays, not a list of pieces: a corpus of millions of pairs has millions of pieces.
     """
     # A stable sort keeps the random order inside each group of equal source length.
-    rows, group_sizes = _grouped_by_length(order, source_lengths)
+    rows, group_sizes = grouped_by_length(order, source_lengths)
     group_starts = np.cumsum(group_sizes) - group_sizes
     pieces_per_group = -(-group_sizes // size)
     first_piece = np.cumsum(pieces_per_group) - pieces_per_group
@@ -85,8 +85,8 @@ def _shuffled_pieces(order: np.ndarray, source_lengths: np.ndarray, size: int,
     return rows, starts[shuffle], (ends - starts)[shuffle]
 
 
-def _grouped_by_length(order: np.ndarray, source_lengths: np.ndarray,
-                       step: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
+def grouped_by_length(order: np.ndarray, source_lengths: np.ndarray,
+                      step: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
     """``order`` stably sorted by source length (a counting sort, ``step`` rows at a time,
     so no int64 array of the whole corpus is made), and the size of each non-empty group."""
     counts = np.bincount(source_lengths, minlength=1)  # (longest + 1,)

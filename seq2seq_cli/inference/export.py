@@ -102,6 +102,12 @@ def export_model(run_or_checkpoint: str | Path, output: str | Path | None = None
     return directory
 
 
+def exported_files(directory: Path) -> dict[str, dict]:
+    """Every file of an export, with its size and SHA-256, as its model.json records them."""
+    description = json.loads((directory / "model.json").read_text(encoding="utf-8"))
+    return {"model.json": {}, **description["files"]}
+
+
 def _require_onnx() -> None:
     try:
         import onnx  # noqa: F401

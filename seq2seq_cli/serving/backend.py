@@ -13,9 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
-from seq2seq_cli import __version__
 from seq2seq_cli.errors import UserError
 from seq2seq_cli.serving.limits import SearchSettings
+from seq2seq_cli.version import __version__
 
 EXPORT_INSTALL_HINT = "pip install 'seq2seq-cli[export]'"
 NO_SCORING = ("an ONNX export holds no scoring graph; serve the run directory or checkpoint "

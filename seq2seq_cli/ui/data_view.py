@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from seq2seq_cli.ui.json_output import print_json
 from seq2seq_cli.ui.loading_view import home_as_tilde
 
 
 def render_data_report(report: dict[str, Any], output_format: str,
                        console: Console | None = None) -> None:
-    console = console or Console()
     if output_format == "json":
-        console.print_json(json.dumps(report, ensure_ascii=False))
+        print_json(report)
         return
+    console = console or Console()
     console.print(_summary_table(report))
     console.print(_tensor_table(report))
 

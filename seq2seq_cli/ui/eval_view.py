@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from seq2seq_cli.errors import UserError
 from seq2seq_cli.inference.scoring import EvaluationReport
+from seq2seq_cli.ui.json_output import print_json
 
 _CELL = str.maketrans({"\n": " ", "\r": " ", "\t": " "})
 
 
 def render_evaluation(report: EvaluationReport, output_format: str) -> None:
     if output_format == "json":
-        typer.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+        print_json(report.to_dict())
         return
     console = Console()
     console.print(_scores_table(report))

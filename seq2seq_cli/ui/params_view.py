@@ -7,7 +7,6 @@ that console markup would otherwise swallow as style tags.
 
 from __future__ import annotations
 
-import json
 import textwrap
 from typing import TYPE_CHECKING
 
@@ -15,6 +14,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from seq2seq_cli.ui.json_output import print_json
 
 if TYPE_CHECKING:
     from seq2seq_cli.config import ModelConfig
@@ -37,7 +38,7 @@ def render_param_report(report: ParamReport, output_format: str = "table",
                         console: Console | None = None) -> None:
     """``json`` writes the stable document to stdout; anything else the table."""
     if output_format == "json":
-        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+        print_json(report.to_dict())
         return
     table = param_table(report)
     console = console or _console(table)

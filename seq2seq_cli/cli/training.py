@@ -1,0 +1,50 @@
+"""``seq2seq train``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from seq2seq_cli.cli.options import ConfigArg, DeviceOption, SetOption
+
+
+def train(
+    config: ConfigArg,
+    overrides: SetOption = [],  # noqa: B006 (typer reads the default, never mutates it)
+    run_dir: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        help="Where to write the run (default: runs/<config name>).")] = None,
+    resume: Annotated[bool, typer.Option(
+        help="Continue the run in --run-dir from its checkpoints/last.pt.")] = False,
+    overwrite: Annotated[bool, typer.Option(
+        help="Replace an existing run in --run-dir (its files are deleted).")] = False,
+    device: DeviceOption = "auto",
+    quiet: Annotated[bool, typer.Option(help="Print only errors.")] = False,
+) -> None:
+    """Train a model from a YAML config; writes checkpoints, metrics and samples."""
+    from seq2seq_cli.config import load_config
+
+    cfg = load_config(config, overrides)  # config errors come before torch is loaded
+    from seq2seq_cli.run_dir import RunDirectory
+    from seq2seq_cli.training.events import TrainingStopped
+    from seq2seq_cli.training.loop import train_from_config
+    from seq2seq_cli.ui.train_view import StopOnSignal, TrainView
+
+    target = run_dir if run_dir is not None else Path("runs") / config.stem
+    # Under torchrun every rank runs this command; only rank 0 talks to the user.
+    view = TrainView(config, quiet=quiet, silent=os.environ.get("RANK", "0") != "0")
+    with StopOnSignal() as stop:
+        try:
+            result = train_from_config(cfg, target, resume=resume, overwrite=overwrite,
+                                       device=device, on_event=view.handle,
+                                       should_stop=stop.requested)
+        except TrainingStopped as exc:
+            view.stopped(exc)
+            raise typer.Exit(stop.exit_code) from None
+        except KeyboardInterrupt:  # a second Ctrl-C: no position saved, last.pt stays whole
+            typer.echo(f"interrupted; {RunDirectory(target).last} (if present) "
+                       "holds the last saved position: continue with --resume", err=True)
+            raise typer.Exit(130) from None
+    view.summary(result)
