@@ -27,14 +27,15 @@ def translate(
         min=0.0, help="Beam scores are log-prob / length**alpha.")] = 1.0,
     batch_size: Annotated[int, typer.Option(min=1, help="Sources decoded at once.")] = 256,
     max_length: Annotated[Optional[int], typer.Option(  # noqa: UP045
-        min=1, help="Longest output in characters (default: 2 × the longest training "
+        min=1, help="Longest output in units: characters, or symbols for a model with "
+        "symbol targets (default: 2 × the longest training "
         "target + 10).")] = None,
     format: Annotated[TranslateFormat, typer.Option(
         "--format", help="text: one line per output; tsv: source, translation, score; "
         "jsonl: one JSON object per source.")] = TranslateFormat.text,
     with_attention: Annotated[bool, typer.Option(
         "--with-attention", help="With --format jsonl: add each hypothesis's attention "
-        "weights (a row per output character and EOS, a column per source character).")
+        "weights (a row per output unit and EOS, a column per source unit).")
     ] = False,
     attention_plot: Annotated[Optional[Path], typer.Option(  # noqa: UP045
         "--attention-plot", metavar="FILE.png", help="Draw the attention weights of the "
@@ -84,7 +85,8 @@ def evaluate(
     length_penalty: Annotated[float, typer.Option(
         min=0.0, help="Beam scores are log-prob / length**alpha.")] = 1.0,
     max_length: Annotated[Optional[int], typer.Option(  # noqa: UP045
-        min=1, help="Longest output in characters (default: 2 × the longest training "
+        min=1, help="Longest output in units: characters, or symbols for a model with "
+        "symbol targets (default: 2 × the longest training "
         "target + 10).")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Sources decoded at once.")] = 256,
     format: Annotated[OutputFormat, typer.Option(
