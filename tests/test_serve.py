@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,7 +135,8 @@ def server(run, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def slow_server(run, tmp_path_factory):
-    """A key, and a lone request that waits 3 s for company: the queue stays full."""
+    """A key, and requests queued behind a model call that wait 3 s for company: the
+    queue stays full."""
     directory = tmp_path_factory.mktemp("slow-server")
     (directory / "key.txt").write_text(KEY + "\n")
     started = start_server(run, directory, "--api-key-file", str(directory / "key.txt"),
@@ -312,19 +314,19 @@ def test_errors_are_counted_by_kind_and_the_server_stays_up(server):
 
 
 def test_a_full_queue_is_503_with_retry_after(slow_server):
-    waiting: list[Response] = []
-    first = threading.Thread(target=lambda: waiting.append(slow_server.translate(
-        {"sources": ["abc"] * 8}, headers=bearer())))
-    first.start()
-    deadline = time.monotonic() + 30
-    while slow_server.metric("seq2seq_queue_sources", headers=bearer()) < 8:
-        assert time.monotonic() < deadline, "the first request never reached the queue"
-        time.sleep(0.05)
+    queued = QueuedRequests(slow_server, bearer())
+    queued.fill(8)
     reply = slow_server.translate({"sources": ["abc"]}, headers=bearer())
     refusal(reply, 503, "queue_full", "--max-queue")
     assert reply.headers["retry-after"] == "1"
-    first.join(60)
-    assert waiting[0].status == 200 and len(waiting[0].json()["results"]) == 8
+    assert [r.status for r in queued.join()] == [200] * len(queued.senders)
+
+
+def test_a_request_that_finds_the_model_idle_does_not_wait(slow_server):
+    began = time.monotonic()
+    reply = slow_server.translate({"sources": ["abc"]}, headers=bearer())
+    assert reply.status == 200
+    assert time.monotonic() - began < 1.5  # --max-wait-ms 3000 would keep it 3 s
 
 
 # ---------------------------------------------------------------- the API key
@@ -384,42 +386,82 @@ def test_concurrent_requests_get_exactly_the_bytes_of_one_at_a_time(server):
 # ---------------------------------------------------------------- lifecycle
 
 
-def wait_until_queued(server: Server, sources: int, headers=None) -> None:
-    deadline = time.monotonic() + 30
-    while server.metric("seq2seq_queue_sources", headers=headers) < sources:
-        assert time.monotonic() < deadline, "the request never reached the queue"
-        time.sleep(0.05)
+class QueuedRequests:
+    """Requests of one source each, held in the queue. A request that finds the model idle
+    is decoded at once, but one queued behind a model call waits --max-wait-ms after it
+    for company, and so do those sent meanwhile: bursts until one queues, then one at a
+    time until the queue holds enough."""
+
+    def __init__(self, server: Server, headers: dict[str, str] | None = None):
+        self.server, self.headers = server, headers
+        self.senders: list[threading.Thread] = []
+        self.replies: list[Response | None] = []  # None: the connection was dropped
+
+    def fill(self, sources: int) -> None:
+        for _ in range(20):
+            sent = len(self.senders)
+            for _ in range(3):
+                self.send()
+            self._wait(lambda sent=sent: self.queued() >= 1 or len(self.replies) == sent + 3)
+            if self.queued() >= 1:
+                break
+        while (count := self.queued()) < sources:
+            assert len(self.senders) < 100, "the queue never filled"
+            self.send()
+            self._wait(lambda: self.queued() > count)
+
+    def send(self) -> None:
+        source = f"abc{len(self.senders)}"
+
+        def call() -> None:
+            try:
+                self.replies.append(self.server.translate({"sources": [source]},
+                                                          headers=self.headers))
+            except OSError:
+                self.replies.append(None)
+
+        self.senders.append(threading.Thread(target=call, daemon=True))
+        self.senders[-1].start()
+
+    def queued(self) -> float:
+        return self.server.metric("seq2seq_queue_sources", headers=self.headers)
+
+    def join(self, timeout: float = 60) -> list[Response | None]:
+        for sender in self.senders:
+            sender.join(timeout)
+        return self.replies
+
+    @staticmethod
+    def _wait(done: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 10
+        while not done() and time.monotonic() < deadline:
+            time.sleep(0.01)
 
 
 def test_sigterm_answers_the_request_in_flight_then_exits_0(run, tmp_path):
     server = start_server(run, tmp_path, "--max-wait-ms", "2000")
-    answers: list[Response] = []
-    request = threading.Thread(target=lambda: answers.append(
-        server.translate({"sources": ["abc", "fed"]})))
-    request.start()
-    wait_until_queued(server, 2)
+    queued = QueuedRequests(server)
+    queued.fill(2)
     server.process.send_signal(signal.SIGTERM)
     time.sleep(0.5)
     with pytest.raises(OSError):  # no longer accepting
         socket.create_connection(("127.0.0.1", server.port), timeout=5).close()
     assert server.process.wait(30) == 0, server.log.read_text()
-    request.join(30)
-    assert answers and answers[0].status == 200
-    assert [r["source"] for r in answers[0].json()["results"]] == ["abc", "fed"]
+    replies = queued.join(30)
+    assert len(replies) == len(queued.senders)
+    assert all(r is not None and r.status == 200 for r in replies)
+    assert all(len(r.json()["results"]) == 1 for r in replies)
 
 
 def test_a_second_signal_exits_at_once(run, tmp_path):
     server = start_server(run, tmp_path, "--max-wait-ms", "20000")
-    request = threading.Thread(target=lambda: pytest.raises(
-        OSError, server.translate, {"sources": ["abc"]}), daemon=True)
-    request.start()
-    wait_until_queued(server, 1)
+    QueuedRequests(server).fill(1)
     started = time.monotonic()
     server.process.send_signal(signal.SIGINT)
     time.sleep(0.3)
     server.process.send_signal(signal.SIGINT)
     assert server.process.wait(15) == 130
-    assert time.monotonic() - started < 10  # long before the request's 20 s wait ends
+    assert time.monotonic() - started < 10  # long before the queued request's 20 s wait
 
 
 def test_a_model_that_fails_to_load_exits_2_in_one_line(tmp_path):

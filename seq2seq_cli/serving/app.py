@@ -20,6 +20,7 @@ import asyncio
 import hmac
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -48,13 +49,19 @@ HTTP_KINDS = {404: "not_found", 405: "method_not_allowed"}
 
 
 class Service:
-    """The model, its queue and its counters, behind the routes."""
+    """The model, its queue and its counters, behind the routes. The model is loaded by
+    ``load`` on the batcher's worker, the one thread that calls it (``batcher`` says why);
+    ``close`` decodes what is queued and ends that thread."""
 
-    def __init__(self, backend: Backend, limits: Limits, batching: BatchSettings):
-        self.backend, self.limits, self.batching = backend, limits, batching
+    def __init__(self, load: Callable[[], Backend], limits: Limits, batching: BatchSettings):
+        self.limits, self.batching = limits, batching
         self.telemetry = Telemetry()
         self.batcher = Batcher(self._run, batching, self.telemetry.batch_sources.observe)
         self.telemetry.watch_queue(lambda: self.batcher.queued)
+        self.backend: Backend = self.batcher.start(load)
+
+    def close(self, timeout: float | None = None) -> None:
+        self.batcher.stop(timeout)
 
     def _run(self, key: tuple, items: list) -> list:
         """The worker's model call for a batch of requests sharing ``key``."""

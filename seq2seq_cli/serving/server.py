@@ -56,27 +56,30 @@ def serve(options: ServeOptions, on_ready: Callable[[Ready], None]) -> None:
     require_extra()
     check_options(options)
     api_key = read_api_key(options.api_key_file) if options.api_key_file else None
-    from seq2seq_cli.serving.backend import load_backend
-
-    backend = load_backend(options.target, options.device, options.threads)
-    listener = listen(options.host, options.port)
     import uvicorn
 
     from seq2seq_cli.serving.app import Service, create_app
+    from seq2seq_cli.serving.backend import load_backend
 
-    service = Service(backend, options.limits, options.batching)
+    service = Service(lambda: load_backend(options.target, options.device, options.threads),
+                      options.limits, options.batching)
+    try:
+        listener = listen(options.host, options.port)
+    except UserError:
+        service.close()
+        raise
     config = uvicorn.Config(create_app(service, api_key), lifespan="off",
                             access_log=options.access_log,
                             timeout_graceful_shutdown=max(1, round(options.shutdown_timeout)))
     host, port = listener.getsockname()[:2]
-    described = backend.describe()
-    on_ready(Ready(f"http://{_url_host(host)}:{port}", backend.name, described["device"],
-                   described["threads"], described["path"], api_key is not None))
-    service.batcher.start()
+    described = service.backend.describe()
+    on_ready(Ready(f"http://{_url_host(host)}:{port}", service.backend.name,
+                   described["device"], described["threads"], described["path"],
+                   api_key is not None))
     try:
         _run_until_signal(config, listener)
     finally:
-        service.batcher.stop(timeout=options.shutdown_timeout)
+        service.close(timeout=options.shutdown_timeout)
         listener.close()
 
 
