@@ -1,8 +1,8 @@
 """HTTP serving: throughput and latency of `seq2seq serve`, and a soak with hostile requests.
 
     .venv/bin/python benchmarks/serve.py [--model RUN_DIR] [--sources FILE] [--seconds S]
-                                         [--threads T] [--output FILE] [--smoke]
-                                         [--soak SECONDS]
+                                         [--repeats N] [--threads T] [--output FILE]
+                                         [--smoke] [--soak SECONDS]
 
 Requests of one sentence each from 1, 8, 32 and 128 concurrent clients (closed loop: each
 client sends its next request when the last one is answered, over one keep-alive
@@ -11,7 +11,15 @@ dynamic batching on (the defaults) and off (``--max-batch 1``: one sentence per 
 call, as servers that translate inside a lock do). Throughput counts answers completed in
 the measured window, after a warm-up; latency is from sending a request to reading its
 answer. The clients run in this process, one event loop, beside the server on the same
-machine: what they use of the CPU is taken from the server.
+machine: what they use of the CPU is taken from the server. The sources are the model's own
+validation pairs (``--sources FILE``: the last 1,000 of a TSV instead). ``--repeats N``
+measures every row N times, one server per backend and batching each time (so on and off
+are measured side by side within a repeat), and reports medians.
+
+The direct call runs in this process, in its main thread, with the server's thread count:
+the same work as the server's model call on its worker thread, without HTTP and queueing.
+The server decodes a lone sentence as two rows (see seq2seq_cli/serving/backend.py), the
+direct call as one.
 
 Targets (issue 24): with 32 clients, batching on gives at least 8× the throughput of
 batching off; with one client, p50 latency is at most 2× a direct call of one sentence
@@ -202,6 +210,7 @@ class Plan:
     warmup: float = 1.0
     seconds: float = 5.0
     direct_calls: int = 200  # one-sentence calls timed for the direct baseline
+    repeats: int = 1  # every row measured this many times; medians reported
 
 
 def direct_latency_ms(call: Callable[[list[str]], object], sources: list[str],
@@ -233,55 +242,99 @@ def backends(model: Path, workdir: Path, threads: int) -> dict[str, tuple[Path, 
 
 def serve_section(model: Path, sources: list[str], workdir: Path, threads: int, plan: Plan,
                   log: Callable[[str], None]) -> Section:
-    loads: dict[tuple[str, str], list[Load]] = {}
-    direct: dict[str, float] = {}
-    for name, (target, call) in backends(model, workdir, threads).items():
-        direct[name] = direct_latency_ms(call, sources, plan.direct_calls)
-        for batching, options in (("on", []), ("off", ["--max-batch", "1"])):
-            server = start_server(target, workdir / f"{name}-{batching}", threads, *options)
-            try:
-                for clients in plan.clients:
-                    log(f"serve: {name}, batching {batching}, {clients} client(s)")
-                    loads.setdefault((name, batching), []).append(
-                        measure(server.port, sources, clients, plan.warmup, plan.seconds))
-            finally:
-                server.stop()
+    loads: dict[tuple[str, str], list[list[Load]]] = {}  # one list of rows per repeat
+    direct: dict[str, list[float]] = {}
+    for repeat in range(plan.repeats):
+        for name, (target, call) in backends(model, workdir, threads).items():
+            direct.setdefault(name, []).append(
+                direct_latency_ms(call, sources, plan.direct_calls))
+            for batching, options in (("on", []), ("off", ["--max-batch", "1"])):
+                server = start_server(target, workdir / f"{name}-{batching}", threads,
+                                      *options)
+                rows = []
+                try:
+                    for clients in plan.clients:
+                        log(f"serve: repeat {repeat + 1}/{plan.repeats}, {name}, batching "
+                            f"{batching}, {clients} client(s)")
+                        rows.append(measure(server.port, sources, clients, plan.warmup,
+                                            plan.seconds))
+                finally:
+                    server.stop()
+                loads.setdefault((name, batching), []).append(rows)
     return _section(loads, direct, plan, threads, len(sources))
 
 
-def _section(loads: dict[tuple[str, str], list[Load]], direct: dict[str, float], plan: Plan,
-             threads: int, count: int) -> Section:
+@dataclass(frozen=True)
+class Row:
+    """The median of a row's repeats."""
+
+    clients: int
+    throughput: float
+    p50: float
+    p99: float
+    errors: int
+
+
+def _median_rows(repeats: list[list[Load]]) -> dict[int, Row]:
+    return {runs[0].clients: Row(runs[0].clients, median([r.throughput for r in runs]),
+                                 median([r.percentile_ms(0.5) for r in runs]),
+                                 median([r.percentile_ms(0.99) for r in runs]),
+                                 sum(r.errors for r in runs))
+            for runs in zip(*repeats)}
+
+
+def _each(values: list[float], form: str) -> str:
+    if len(values) < 2:
+        return ""
+    return " (repeats: " + ", ".join(form.format(v) for v in values) + ")"
+
+
+def _checks(name: str, on: list[list[Load]], off: list[list[Load]],
+            direct: list[float]) -> list[Check]:
     checks = []
-    for name in direct:
-        on = {load.clients: load for load in loads[(name, "on")]}
-        off = {load.clients: load for load in loads[(name, "off")]}
-        if 32 in on:
-            ratio = on[32].throughput / max(off[32].throughput, 1e-9)
-            checks.append(Check(f"{name}, 32 clients: sentences/s batching on / off",
-                                f"{on[32].throughput:,.0f} / {off[32].throughput:,.0f} = "
-                                f"{ratio:.1f}×", f"≥ {SPEEDUP_TARGET:.0f}×",
-                                ratio >= SPEEDUP_TARGET))
-        if 1 in on:
-            limit = LATENCY_FACTOR * direct[name] + LATENCY_SLACK_MS
-            p50 = on[1].percentile_ms(0.5)
-            checks.append(Check(f"{name}, 1 client: p50 latency / direct call",
-                                f"{p50:.1f} ms / {direct[name]:.1f} ms",
-                                f"≤ {limit:.1f} ms (2× + 2 ms)", p50 <= limit))
-    errors = sum(load.errors for runs in loads.values() for load in runs)
+    at = {load.clients: k for k, load in enumerate(on[0])}
+    if 32 in at:
+        k = at[32]
+        ratios = [a[k].throughput / max(b[k].throughput, 1e-9) for a, b in zip(on, off)]
+        ratio = median(ratios)
+        checks.append(Check(f"{name}, 32 clients: sentences/s batching on / off",
+                            f"{median([a[k].throughput for a in on]):,.0f} / "
+                            f"{median([b[k].throughput for b in off]):,.0f}; ratio "
+                            f"{ratio:.1f}×{_each(ratios, '{:.1f}×')}",
+                            f"≥ {SPEEDUP_TARGET:.0f}×", ratio >= SPEEDUP_TARGET))
+    if 1 in at:
+        k = at[1]
+        limit = LATENCY_FACTOR * median(direct) + LATENCY_SLACK_MS
+        p50s = [a[k].percentile_ms(0.5) for a in on]
+        checks.append(Check(f"{name}, 1 client: p50 latency / direct call",
+                            f"{median(p50s):.1f} ms / {median(direct):.1f} ms"
+                            f"{_each(p50s, '{:.1f}')}",
+                            f"≤ {limit:.1f} ms (2× + 2 ms)", median(p50s) <= limit))
+    return checks
+
+
+def _section(loads: dict[tuple[str, str], list[list[Load]]], direct: dict[str, list[float]],
+             plan: Plan, threads: int, count: int) -> Section:
+    checks = [c for name in direct
+              for c in _checks(name, loads[(name, "on")], loads[(name, "off")], direct[name])]
+    errors = sum(load.errors for repeats in loads.values() for rows in repeats
+                 for load in rows)
     checks.append(Check("non-200 answers", f"{errors:,}", "0", errors == 0))
-    lines = [f"`seq2seq serve` on {threads} thread(s), {count:,} validation sources sent one "
+    medians = "; medians of " + f"{plan.repeats} repeats" if plan.repeats > 1 else ""
+    lines = [f"`seq2seq serve --threads {threads}`, {count:,} validation sources sent one "
              "per request by closed-loop clients over keep-alive connections (one event loop "
              f"in the benchmark process, on the same machine); {plan.warmup:g} s warm-up, "
-             f"then {plan.seconds:g} s measured per row. Batching off is `--max-batch 1`. "
-             "Direct call: the median of one `translate([sentence])` in one process, "
-             f"PyTorch {direct.get('PyTorch', float('nan')):.1f} ms, onnxruntime "
-             f"{direct.get('onnxruntime', float('nan')):.1f} ms.", "",
+             f"then {plan.seconds:g} s measured per row{medians}. Batching off is "
+             "`--max-batch 1`. Direct call: the median of one `translate([sentence])` in the "
+             f"benchmark's main thread with {threads} thread(s), PyTorch "
+             f"{median(direct.get('PyTorch', [])):.1f} ms, onnxruntime "
+             f"{median(direct.get('onnxruntime', [])):.1f} ms.", "",
              "| backend | batching | clients | sentences/s | p50 (ms) | p99 (ms) | errors |",
              "|---|---|---|---|---|---|---|"]
-    for (name, batching), runs in loads.items():
-        lines += [f"| {name} | {batching} | {load.clients} | {load.throughput:,.0f} | "
-                  f"{load.percentile_ms(0.5):.1f} | {load.percentile_ms(0.99):.1f} | "
-                  f"{load.errors} |" for load in runs]
+    for (name, batching), repeats in loads.items():
+        lines += [f"| {name} | {batching} | {row.clients} | {row.throughput:,.0f} | "
+                  f"{row.p50:.1f} | {row.p99:.1f} | {row.errors} |"
+                  for row in _median_rows(repeats).values()]
     return Section("12. Serve: HTTP with dynamic batching", checks, lines)
 
 
@@ -428,13 +481,25 @@ def read_sources(path: Path, limit: int) -> list[str]:
     return [source for source, _ in read_pairs(path, skip_malformed=True).pairs[-limit:]]
 
 
+def validation_sources(model: Path, limit: int) -> list[str]:
+    """The model's own validation sources, split from its corpus as training split it."""
+    from seq2seq_cli import Translator
+    from seq2seq_cli.data.corpus import load_corpus
+
+    return [source for source, _ in load_corpus(Translator.load(model, "cpu").config.data
+                                                ).val[:limit]]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None,
                         help="run directory or checkpoint (default: train a dates model)")
     parser.add_argument("--sources", type=Path, default=None,
-                        help="TSV whose sources are sent (default: the model's corpus)")
+                        help="TSV whose last sources are sent (default: the model's "
+                        "validation split)")
     parser.add_argument("--seconds", type=float, default=5.0, help="measured per row")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="measurements of every row; medians reported")
     parser.add_argument("--threads", type=int, default=None, help="default: every core")
     parser.add_argument("--soak", type=float, default=None, metavar="SECONDS",
                         help="run the soak instead of the throughput table")
@@ -443,15 +508,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="tiny sizes: seconds, not a measurement")
     args = parser.parse_args(argv)
     threads = args.threads or (1 if args.smoke else cores())
-    plan = Plan((1, 8), 0.1, 0.3, 20) if args.smoke else Plan(CLIENTS, 1.0, args.seconds)
+    plan = (Plan((1, 8), 0.1, 0.3, 20) if args.smoke
+            else Plan(CLIENTS, 1.0, args.seconds, repeats=args.repeats))
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         workdir = Path(tmp)
         model = args.model or train_model(workdir, args.smoke)
-        if args.sources is None:
-            from seq2seq_cli import Translator
-
-            args.sources = Path(Translator.load(model, "cpu").config.data.path)
-        sources = read_sources(args.sources, 200 if args.smoke else 1000)
+        limit = 200 if args.smoke else 1000
+        sources = (validation_sources(model, limit) if args.sources is None
+                   else read_sources(args.sources, limit))
         if args.soak is not None:
             lines, met = soak(model, sources, args.soak, workdir, threads)
         else:

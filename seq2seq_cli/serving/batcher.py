@@ -114,8 +114,6 @@ class Batcher:
         self._free_since = time.monotonic()
         while (jobs := self._next_batch()) is not None:
             self._decode(jobs)
-            with self._changed:
-                self._free_since = time.monotonic()
 
     def _next_batch(self) -> list[_Job] | None:
         """The oldest request and those like it: at once when it found the worker idle,
@@ -169,11 +167,14 @@ class Batcher:
             results = self._run(jobs[0].key, items) if items else []
         except Exception as exc:  # each request alone, so an error finds its own request
             if len(jobs) == 1:
+                self._free_since = time.monotonic()
                 jobs[0].future.set_exception(exc)
             else:
                 for job in jobs:
                     self._decode([job])
             return
+        # Free before the answers go: a client answered may send its next request at once.
+        self._free_since = time.monotonic()
         start = 0
         for job in jobs:
             job.future.set_result(results[start:start + len(job.items)])
