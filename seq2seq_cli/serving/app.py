@@ -19,8 +19,11 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import asdict
 from typing import Any
 
@@ -58,6 +61,7 @@ class Service:
         self.telemetry = Telemetry()
         self.batcher = Batcher(self._run, batching, self.telemetry.batch_sources.observe)
         self.telemetry.watch_queue(lambda: self.batcher.queued)
+        self._answers: Answers | None = None  # made on the event loop, at the first call
         self.backend: Backend = self.batcher.start(load)
 
     def close(self, timeout: float | None = None) -> None:
@@ -81,8 +85,10 @@ class Service:
                                f"retry in {RETRY_AFTER_SECONDS} s", limit="--max-queue",
                                maximum=self.batching.max_queue,
                                headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
+        if self._answers is None:
+            self._answers = Answers(asyncio.get_running_loop())
         try:
-            return await asyncio.wrap_future(future)
+            return await self._answers.wait(future)
         except UserError as exc:
             raise RequestError(400, "invalid_request", str(exc)) from None
         except Exception:
@@ -138,6 +144,49 @@ class Service:
         self.telemetry.errors.labels("internal").inc()
         return JSONResponse({"error": "internal", "message": "the server failed on this "
                              "request; its log says why"}, 500)
+
+
+class Answers:
+    """The worker's results handed to the event loop: one wake-up of the loop for the
+    results of a model call, not one each (each is a write to the loop's pipe and a pass
+    of the GIL between the two threads)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self._loop = loop
+        self._ready: deque[tuple[asyncio.Future, Future]] = deque()
+        self._lock = threading.Lock()
+        self._scheduled = False
+
+    def wait(self, done: Future) -> asyncio.Future:
+        waiter = self._loop.create_future()
+        # A request given up (its client gone) is dropped from the queue if still there.
+        waiter.add_done_callback(lambda w: done.cancel() if w.cancelled() else None)
+        done.add_done_callback(lambda d: self._arrived(waiter, d))
+        return waiter
+
+    def _arrived(self, waiter: asyncio.Future, done: Future) -> None:
+        """On the worker's thread."""
+        self._ready.append((waiter, done))
+        with self._lock:
+            if self._scheduled:
+                return
+            self._scheduled = True
+        self._loop.call_soon_threadsafe(self._deliver)
+
+    def _deliver(self) -> None:
+        """On the event loop."""
+        with self._lock:
+            self._scheduled = False
+        while self._ready:
+            waiter, done = self._ready.popleft()
+            if waiter.done():
+                continue
+            if done.cancelled():
+                waiter.cancel()
+            elif (error := done.exception()) is not None:
+                waiter.set_exception(error)
+            else:
+                waiter.set_result(done.result())
 
 
 async def read_json(request: Request, limit: int) -> Any:
