@@ -146,3 +146,26 @@ def test_export_reports_its_files_as_json(tmp_path):
     onnx = report["files"]["decoder_step.onnx"]
     assert onnx["size"] == (out / "decoder_step.onnx").stat().st_size
     assert len(onnx["sha256"]) == 64
+
+
+@pytest.mark.parametrize("options", [
+    {"bidirectional": True, "num_layers": 2},
+    {"attention": "general", "input_feeding": True},
+], ids=["plain", "attention"])
+def test_the_runner_scores_targets_as_the_translator_does(tmp_path, options):
+    from seq2seq_cli.inference.onnx_runner import OnnxTranslator
+
+    run = saved(tmp_path, "run", options)
+    result = CliRunner().invoke(app, ["export", str(run), "--output", str(tmp_path / "onnx")])
+    assert result.exit_code == 0, result.output
+    translator = Translator.load(run, device="cpu")
+    targets = [h.hypotheses[0].text for h in translator.translate(SOURCES, max_length=8)]
+    targets[0] += "z"  # a target unit the model does not know scores as UNK
+    targets[1] = ""  # EOS alone
+    expected = translator.score(SOURCES, targets)
+    runner = OnnxTranslator.load(tmp_path / "onnx")
+    assert runner.score(SOURCES, targets) == pytest.approx(expected, abs=1e-4)
+    assert runner.score(SOURCES, targets, batch_size=3) == pytest.approx(expected, abs=1e-4)
+    assert len({round(s, 3) for s in expected}) > 3  # the scores do vary
+    with pytest.raises(ValueError, match="empty source"):
+        runner.score([""], ["a"])

@@ -524,8 +524,14 @@ def test_a_server_on_an_onnx_export_gives_the_translators_outputs(server, export
                 assert [h["score"] for h in a["hypotheses"]] == pytest.approx(
                     [h["score"] for h in b["hypotheses"]], abs=1e-4)
                 assert a["unknown_characters"] == b["unknown_characters"]
-        refusal(onnx_server.call("POST", "/score", {"sources": ["a"], "targets": ["w"]}),
-                501, "not_supported")
+        pairs = {"sources": mixed_sources(6, seed=4), "targets": ["w", "", "wxy"] * 2}
+        assert onnx_server.call("POST", "/score", pairs).json()["scores"] == pytest.approx(
+            server.call("POST", "/score", pairs).json()["scores"], abs=1e-4)
+        alone = {"sources": pairs["sources"][:1], "targets": pairs["targets"][:1]}
+        assert onnx_server.call("POST", "/score", alone).json()["scores"] == pytest.approx(
+            server.call("POST", "/score", alone).json()["scores"], abs=1e-4)
+        refusal(onnx_server.call("POST", "/score", {"sources": [""], "targets": ["w"]}),
+                400, "invalid_request")
         refusal(onnx_server.translate({"sources": ["a"] * 9}), 400, "too_many_sources")
     finally:
         onnx_server.stop()

@@ -115,6 +115,35 @@ class OnnxTranslator:
                 results[i] = hypotheses
         return results
 
+    def score(self, texts: list[str], targets: list[str], *,
+              batch_size: int = 256) -> list[float]:
+        """Summed log p(target, then EOS | text) of each pair, as the Translator's ``score``."""
+        if len(texts) != len(targets):
+            raise ValueError(f"score: {len(texts)} sources but {len(targets)} targets")
+        sources = [split_units(self.normalise(text), self.source_units) for text in texts]
+        if not all(sources):
+            raise ValueError("an empty source cannot be scored")
+        index = {t: i for i, t in enumerate(self.target_tokens)}
+        emitted = [[index.get(unit, UNK_ID) for unit in
+                    split_units(self.normalise(target), self.target_units)] + [EOS_ID]
+                   for target in targets]
+        scores = np.zeros(len(texts))
+        order = sorted(range(len(texts)), key=lambda i: len(sources[i]))
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            state = self._encode([sources[i] for i in rows])
+            wanted = np.zeros((len(rows), max(len(emitted[i]) for i in rows)), np.int64)
+            for r, i in enumerate(rows):  # (B, T): the units to emit, then PAD
+                wanted[r, :len(emitted[i])] = emitted[i]
+            token, total = np.full(len(rows), BOS_ID), np.zeros(len(rows))
+            for step in wanted.T:  # (B,) the units each row must emit now
+                log_probs, state = self._step(token, state)  # (B, Ft): class k is id k + 1
+                picked = log_probs[np.arange(len(rows)), np.maximum(step - 1, 0)]  # (B,)
+                total += np.where(step > 0, picked, 0.0)
+                token = np.where(step > 0, step, EOS_ID)
+            scores[rows] = total
+        return scores.tolist()
+
     def _decode_ids(self, ids: list[int]) -> str:
         out = []
         for i in ids:

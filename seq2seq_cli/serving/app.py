@@ -35,7 +35,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from seq2seq_cli.errors import UserError
-from seq2seq_cli.serving.backend import NO_SCORING, Backend
+from seq2seq_cli.serving.backend import Backend
 from seq2seq_cli.serving.batcher import Batcher, BatchSettings, QueueFull
 from seq2seq_cli.serving.limits import (
     Limits,
@@ -108,8 +108,6 @@ class Service:
     async def score(self, request: Request) -> Response:
         body = await read_json(request, self.limits.max_body_bytes)
         sources, targets = parse_score(body, self.limits)
-        if not self.backend.can_score:
-            raise RequestError(501, "not_supported", NO_SCORING)
         self.telemetry.sources.labels("/score").inc(len(sources))
         scores = await self.decoded(("score", None), list(zip(sources, targets)))
         return JSONResponse({"scores": scores})

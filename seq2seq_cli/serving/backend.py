@@ -18,14 +18,11 @@ from seq2seq_cli.serving.limits import SearchSettings
 from seq2seq_cli.version import __version__
 
 EXPORT_INSTALL_HINT = "pip install 'seq2seq-cli[export]'"
-NO_SCORING = ("an ONNX export holds no scoring graph; serve the run directory or checkpoint "
-              "it came from to score targets")
 
 
 class Backend(Protocol):
     name: str  # pytorch or onnxruntime
     default_max_length: int
-    can_score: bool
 
     def translate(self, texts: list[str], search: SearchSettings) -> list[dict[str, Any]]:
         """One model call for all of ``texts``."""
@@ -55,7 +52,6 @@ def _result(source: str, hypotheses: list, unknown: set[str]) -> dict[str, Any]:
 
 class TorchBackend:
     name = "pytorch"
-    can_score = True
 
     def __init__(self, translator, threads: int):
         self.translator, self.threads = translator, threads
@@ -105,7 +101,6 @@ class TorchBackend:
 
 class OnnxBackend:
     name = "onnxruntime"
-    can_score = False
 
     def __init__(self, runner, directory: Path, threads: int | None):
         self.runner, self.directory, self.threads = runner, directory, threads
@@ -141,7 +136,13 @@ class OnnxBackend:
                 for text, hypotheses in zip(texts, found)]
 
     def score(self, pairs: list[tuple[str, str]]) -> list[float]:
-        raise NotImplementedError(NO_SCORING)
+        scored = _twice_if_alone(pairs)
+        try:
+            scores = self.runner.score([s for s, _ in scored], [t for _, t in scored],
+                                       batch_size=len(scored))
+        except ValueError as exc:  # the runner's own refusals (it knows no UserError)
+            raise UserError(str(exc)) from None
+        return scores[:len(pairs)]
 
     def describe(self) -> dict[str, Any]:
         description = self.runner.description
