@@ -70,8 +70,9 @@ def serve(
         min=1, help="Sources decoded in one model call, across requests (a larger request "
         "is decoded alone); 1 turns batching off.")] = 64,
     max_wait_ms: Annotated[float, typer.Option(
-        min=0.0, help="How long a request that arrives alone waits for others to share "
-        "its model call.")] = 2.0,
+        min=0.0, help="How long requests queued behind a model call wait for others to "
+        "fill the next batch; a request that finds the model idle is decoded at once.")
+    ] = 2.0,
     max_queue: Annotated[int, typer.Option(
         min=1, help="Sources waiting for the model; beyond it requests get 503.")] = 1024,
     max_sources: Annotated[int, typer.Option(min=1, help="Sources per request.")] = 64,
