@@ -101,14 +101,14 @@ class Service:
     async def translate(self, request: Request) -> Response:
         body = await read_json(request, self.limits.max_body_bytes)
         sources, search = parse_translate(body, self.limits, self.backend.default_max_length)
-        self.telemetry.sources.labels("/translate").inc(len(sources))
+        self.telemetry.received("/translate", len(sources))
         results = await self.decoded(("translate", search), sources)
         return JSONResponse({"results": results})
 
     async def score(self, request: Request) -> Response:
         body = await read_json(request, self.limits.max_body_bytes)
         sources, targets = parse_score(body, self.limits)
-        self.telemetry.sources.labels("/score").inc(len(sources))
+        self.telemetry.received("/score", len(sources))
         scores = await self.decoded(("score", None), list(zip(sources, targets)))
         return JSONResponse({"scores": scores})
 
@@ -189,17 +189,28 @@ class Answers:
 
 async def read_json(request: Request, limit: int) -> Any:
     """The body, refused (413) as soon as it is known to exceed ``limit`` bytes."""
-    declared = request.headers.get("content-length", "")
-    too_large = RequestError(413, "body_too_large", f"the body exceeds {limit:,} bytes "
-                             "(--max-body-bytes)", limit="--max-body-bytes", maximum=limit)
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
+    if _declared_length(request.scope) > limit:
+        raise _too_large(limit)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise too_large
+            raise _too_large(limit)
     return parse_json(bytes(body))
+
+
+def _declared_length(scope: Scope) -> int:
+    """The Content-Length header's value; 0 when absent or not a number. Read from the raw
+    headers: a request's Headers object costs more than the rest of its parsing."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else 0
+    return 0
+
+
+def _too_large(limit: int) -> RequestError:
+    return RequestError(413, "body_too_large", f"the body exceeds {limit:,} bytes "
+                        "(--max-body-bytes)", limit="--max-body-bytes", maximum=limit)
 
 
 def create_app(service: Service, api_key: bytes | None = None) -> ASGIApp:

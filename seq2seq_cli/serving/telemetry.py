@@ -4,6 +4,7 @@ own (no process-wide state: two apps in one process count apart)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -24,6 +25,7 @@ class Telemetry:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._children: dict[tuple, Any] = {}
         self.requests = Counter("seq2seq_requests", "HTTP requests answered",
                                 ["endpoint", "status"], registry=self.registry)
         self.sources = Counter("seq2seq_sources", "Sources received", ["endpoint"],
@@ -42,10 +44,22 @@ class Telemetry:
     def watch_queue(self, length: Callable[[], int]) -> None:
         self.queue.set_function(length)
 
+    def received(self, endpoint: str, sources: int) -> None:
+        self._child(self.sources, endpoint).inc(sources)
+
     def answered(self, path: str, status: int, seconds: float) -> None:
         endpoint = path if path in ENDPOINTS else "other"  # labels stay few
-        self.requests.labels(endpoint, str(status)).inc()
-        self.latency.labels(endpoint).observe(seconds)
+        self._child(self.requests, endpoint, status).inc()
+        self._child(self.latency, endpoint).observe(seconds)
+
+    def _child(self, metric: Any, *labels: object) -> Any:
+        """``metric.labels(*labels)``, looked up once: ``labels`` checks, converts and
+        locks on every call, a cost paid per request on the event loop."""
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
