@@ -128,7 +128,7 @@ def server(run, tmp_path_factory):
     """The main server: small limits, and long enough a wait that concurrent requests
     really share model calls."""
     started = start_server(run, tmp_path_factory.mktemp("main-server"), *LIMITS,
-                           "--max-wait-ms", "20")
+                           "--max-wait-ms", "20", "--body-timeout", "2")
     yield started
     started.stop()
 
@@ -285,6 +285,31 @@ def test_a_body_over_the_limit_is_413_declared_or_streamed(server):
         assert json.loads(reply.read())["error"] == "body_too_large"
     finally:
         connection.close()
+
+
+def read_reply(sock: socket.socket) -> tuple[int, dict]:
+    """The status and JSON body of one HTTP/1.1 response read off a raw socket."""
+    data = b""
+    while b"\r\n\r\n" not in data or len(data.partition(b"\r\n\r\n")[2]) < int(
+            re.search(rb"content-length: (\d+)", data.lower()).group(1)):
+        chunk = sock.recv(65536)
+        assert chunk, f"the connection closed before the reply was whole: {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+def test_a_body_that_stops_coming_is_408_and_the_server_stays_up(server):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
+        sock.sendall(b"POST /translate HTTP/1.1\r\nHost: localhost\r\nContent-Type: "
+                     b"application/json\r\nContent-Length: 100\r\n\r\n{\"sources\": ")
+        started = time.monotonic()
+        status, body = read_reply(sock)  # the other 88 bytes never come
+        waited = time.monotonic() - started
+    assert status == 408 and body["error"] == "body_timeout", body
+    assert body["limit"] == "--body-timeout" and body["maximum"] == 2
+    assert 1.5 < waited < 30
+    assert server.translate({"sources": ["abc"]}).status == 200
 
 
 def test_score_refuses_mismatched_and_unscorable_requests(server):

@@ -85,6 +85,9 @@ def serve(
         "training target + 10).")] = None,
     max_body_bytes: Annotated[int, typer.Option(
         min=1, help="Largest request body; beyond it requests get 413.")] = 1 << 20,
+    body_timeout: Annotated[float, typer.Option(
+        min=0.01, help="Seconds a client may take to send a request's body; beyond it "
+        "the request gets 408.")] = 30.0,
     api_key_file: Annotated[Optional[Path], typer.Option(  # noqa: UP045
         help="File holding a key; every request but /health must then send "
         "Authorization: Bearer KEY.")] = None,
@@ -106,7 +109,7 @@ def serve(
     options = ServeOptions(
         model, host, port, device, threads,
         Limits(max_sources, max_source_length, max_beam_size, max_n_best, max_output_length,
-               max_body_bytes),
+               max_body_bytes, body_timeout),
         BatchSettings(max_batch, max_wait_ms, max_queue), api_key_file, shutdown_timeout,
         access_log)
     serve(options, on_ready=render_ready)

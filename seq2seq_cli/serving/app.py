@@ -22,10 +22,10 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from dataclasses import asdict
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -45,6 +45,8 @@ from seq2seq_cli.serving.limits import (
     parse_translate,
 )
 from seq2seq_cli.serving.telemetry import Telemetry
+
+T = TypeVar("T")
 
 LOG = logging.getLogger("seq2seq.serve")
 RETRY_AFTER_SECONDS = 1
@@ -99,14 +101,14 @@ class Service:
     # ------------------------------------------------------------ routes
 
     async def translate(self, request: Request) -> Response:
-        body = await read_json(request, self.limits.max_body_bytes)
+        body = await read_json(request, self.limits)
         sources, search = parse_translate(body, self.limits, self.backend.default_max_length)
         self.telemetry.received("/translate", len(sources))
         results = await self.decoded(("translate", search), sources)
         return JSONResponse({"results": results})
 
     async def score(self, request: Request) -> Response:
-        body = await read_json(request, self.limits.max_body_bytes)
+        body = await read_json(request, self.limits)
         sources, targets = parse_score(body, self.limits)
         self.telemetry.received("/score", len(sources))
         scores = await self.decoded(("score", None), list(zip(sources, targets)))
@@ -187,16 +189,53 @@ class Answers:
                 waiter.set_result(done.result())
 
 
-async def read_json(request: Request, limit: int) -> Any:
-    """The body, refused (413) as soon as it is known to exceed ``limit`` bytes."""
+async def read_json(request: Request, limits: Limits) -> Any:
+    """The body, refused as soon as it is known to exceed ``limits.max_body_bytes`` (413)
+    or once it has taken longer than ``limits.body_timeout`` to arrive (408)."""
+    limit = limits.max_body_bytes
     if _declared_length(request.scope) > limit:
         raise _too_large(limit)
+    try:
+        body = await _within(limits.body_timeout, _read_body(request, limit))
+    except TimeoutError:
+        raise RequestError(408, "body_timeout", f"the body did not arrive within "
+                           f"{limits.body_timeout:g} s (--body-timeout)",
+                           limit="--body-timeout", maximum=limits.body_timeout) from None
+    return parse_json(body)
+
+
+async def _within(seconds: float, work: Awaitable[T]) -> T:
+    """``await work``, or TimeoutError once ``seconds`` have passed. Not
+    ``asyncio.wait_for``, which runs ``work`` as a task of its own on every request: one
+    timer on the request's own task does it (``asyncio.timeout`` needs Python 3.11)."""
+    task = asyncio.current_task()
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        task.cancel()
+
+    timer = asyncio.get_running_loop().call_later(seconds, expire)
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if not expired:  # a cancellation of someone else's (a shutdown): not ours to keep
+            raise
+        if hasattr(task, "uncancel"):  # Python 3.11+ counts cancellations; this one is done
+            task.uncancel()
+        raise TimeoutError from None
+    finally:
+        timer.cancel()
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
             raise _too_large(limit)
-    return parse_json(bytes(body))
+    return bytes(body)
 
 
 def _declared_length(scope: Scope) -> int:

@@ -21,6 +21,9 @@ class Limits:
     max_n_best: int = 16
     max_output_length: int | None = None  # None: the model's default max length
     max_body_bytes: int = 1 << 20
+    # Seconds a client may take to send its body once the headers are in: a client that
+    # trickles a body, or stops halfway, is answered 408 instead of holding the request.
+    body_timeout: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ class SearchSettings:
 
 class RequestError(Exception):
     def __init__(self, status: int, kind: str, message: str, *, limit: str | None = None,
-                 maximum: int | None = None, headers: dict[str, str] | None = None):
+                 maximum: float | None = None, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status, self.kind, self.message = status, kind, message
         self.limit, self.maximum, self.headers = limit, maximum, headers or {}
