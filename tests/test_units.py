@@ -318,3 +318,20 @@ def test_a_checkpoint_from_before_symbol_units_reads_characters():
         "characters", "characters")
     assert (checkpoint.vocabs.source.units, checkpoint.vocabs.target.units) == (
         "characters", "characters")
+
+
+@pytest.mark.parametrize("units, accuracy, speed", [
+    ({}, "char_acc", "chars/s"),
+    ({"target_units": "symbols"}, "symbol_acc", "units/s"),
+    ({"source_units": "symbols"}, "char_acc", "units/s"),
+])
+def test_the_progress_lines_name_what_they_count(tmp_path, lexicon, units, accuracy, speed):
+    settings = tree(lexicon, tmp_path / "store", **units)
+    settings["train"]["epochs"] = 1
+    config = write_config(tmp_path / "c.yaml", settings)
+    result = runner.invoke(app, ["train", str(config), "--run-dir", str(tmp_path / "run"),
+                                 "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    epoch_line = next(line for line in result.output.splitlines() if line.startswith("epoch"))
+    assert f"  {accuracy} " in epoch_line and epoch_line.split("*best*")[0].rstrip().endswith(
+        speed), epoch_line

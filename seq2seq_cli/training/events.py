@@ -33,6 +33,7 @@ class RunStarted:
     init_from: Path | None = None  # the checkpoint a fine-tuning run starts from
     unseen_characters: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())  # source, target
     corpus_load: LoadReport | None = None  # how long the corpus took, and from where
+    units: tuple[str, str] = ("characters", "characters")  # data.source_units, target_units
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,7 @@ def setup_trainer(config: Config, run: RunDirectory, resume: bool, overwrite: bo
                         config.train.validate_every,
                         resolve_checkpoint(config.train.init_from) if start else None,
                         corpus.unseen_characters(vocabs) if start else ((), ()),
-                        corpus.load))
+                        corpus.load, (config.data.source_units, config.data.target_units)))
     return trainer
 
 

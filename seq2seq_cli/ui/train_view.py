@@ -118,12 +118,20 @@ class TrainView:
         self.run_dir: Path | None = None
         self.epochs = 0
         self.show_steps = False  # with train.validate_every, validations name their step
+        # What the accuracy and the speed count: characters, or units when a side is read
+        # as symbols (the metrics.jsonl keys keep their names either way).
+        self.accuracy_label, self.speed_label = "char_acc", "chars/s"
         self.loading = CorpusLoadingBar(self.errors)
 
     def handle(self, event: Event) -> None:
         if isinstance(event, RunStarted):
             self.run_dir, self.epochs = event.run_dir, event.epochs
             self.show_steps = event.validate_every is not None
+            source_units, target_units = event.units
+            if target_units != "characters":
+                self.accuracy_label = "symbol_acc"
+            if (source_units, target_units) != ("characters", "characters"):
+                self.speed_label = "units/s"
         if self.quiet:
             return
         if isinstance(event, CorpusLoading):
@@ -160,7 +168,7 @@ class TrainView:
             return
         self.progress = Progress(
             TextColumn(f"epoch {e.epoch}/{self.epochs}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}  {task.fields[speed]} chars/s"),
+            TextColumn(f"loss {{task.fields[loss]}}  {{task.fields[speed]}} {self.speed_label}"),
             TimeRemainingColumn(), console=self.console, transient=True)
         self.task = self.progress.add_task("train", total=e.batches, completed=e.first_batch,
                                            loss="-", speed="-")
@@ -170,7 +178,7 @@ class TrainView:
         if not self.live and self.clock() - self.last_log >= LOG_INTERVAL:
             self.last_log = self.clock()
             self.console.print(f"  epoch {e.epoch}: batch {e.batch:,}/{e.batches:,}  loss "
-                               f"{e.loss:.4f}  {e.chars_per_second:,.0f} chars/s",
+                               f"{e.loss:.4f}  {e.chars_per_second:,.0f} {self.speed_label}",
                                highlight=False, soft_wrap=True)
         if self.progress is not None and self.task is not None:
             self.progress.update(self.task, completed=e.batch, loss=f"{e.loss:.4f}",
@@ -183,10 +191,11 @@ class TrainView:
         step = f"  step {m['step']:,}" if self.show_steps else ""
         self.console.print(
             f"epoch {m['epoch']:>3}/{self.epochs}{step}  loss {m['loss']:.4f}  "
-            f"val_loss {m['val_loss']:.4f}  char_acc {_format_metric(m['char_accuracy'], '.3f')}"
+            f"val_loss {m['val_loss']:.4f}  {self.accuracy_label} "
+            f"{_format_metric(m['char_accuracy'], '.3f')}"
             f"  exact {_format_metric(m['exact_match'], '.3f')}  "
             f"chrF {_format_metric(m['chrf'], '.1f')}  lr {m['learning_rate']:.2g}  "
-            f"{m['seconds']:.1f}s  {m['chars_per_second']:,.0f} chars/s{best}",
+            f"{m['seconds']:.1f}s  {m['chars_per_second']:,.0f} {self.speed_label}{best}",
             highlight=False, soft_wrap=True)
         if e.samples:
             self.console.print(self._samples_table(e.samples))
