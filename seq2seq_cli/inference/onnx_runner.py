@@ -64,6 +64,7 @@ class OnnxTranslator:
         self.source_tokens = description["vocabularies"]["source"]
         self.target_tokens = description["vocabularies"]["target"]
         self._source_index = {t: i for i, t in enumerate(self.source_tokens)}
+        self._target_index = {t: i for i, t in enumerate(self.target_tokens)}
         self.source_units = description.get("source_units", CHARACTERS)
         self.target_units = description.get("target_units", CHARACTERS)
         options = onnxruntime.SessionOptions()
@@ -123,8 +124,7 @@ class OnnxTranslator:
         sources = [split_units(self.normalise(text), self.source_units) for text in texts]
         if not all(sources):
             raise ValueError("an empty source cannot be scored")
-        index = {t: i for i, t in enumerate(self.target_tokens)}
-        emitted = [[index.get(unit, UNK_ID) for unit in
+        emitted = [[self._target_index.get(unit, UNK_ID) for unit in
                     split_units(self.normalise(target), self.target_units)] + [EOS_ID]
                    for target in targets]
         scores = np.zeros(len(texts))
