@@ -408,6 +408,30 @@ def test_concurrent_requests_get_exactly_the_bytes_of_one_at_a_time(server):
     assert calls < len(bodies), "no two requests shared a model call"
 
 
+def test_a_wide_model_gives_the_same_bytes_batched_and_alone(tmp_path):
+    """At 256 units a batch of many sources takes other matrix kernels than one of two;
+    the server's model computes its logits row by row (model/row_wise.py), so the bytes
+    still do not depend on the batch."""
+    from tests.test_batch_invariance import saved as wide_run
+
+    wide = start_server(wide_run(tmp_path, 1).parent.parent, tmp_path, "--max-wait-ms", "20")
+    try:
+        bodies = [{"sources": [s], "max_length": 10} for s in mixed_sources(40, seed=9)]
+        pairs = [{"sources": [s], "targets": ["abc"]} for s in mixed_sources(40, seed=9)]
+        alone = [wide.translate(body).body for body in bodies]
+        scored = [wide.call("POST", "/score", body).body for body in pairs]
+        calls_before = wide.metric("seq2seq_batch_sources_count")
+        with ThreadPoolExecutor(max_workers=40) as pool:
+            together = list(pool.map(lambda body: wide.translate(body).body, bodies))
+            scored_together = list(pool.map(
+                lambda body: wide.call("POST", "/score", body).body, pairs))
+        assert together == alone and scored_together == scored
+        calls = wide.metric("seq2seq_batch_sources_count") - calls_before
+        assert calls < len(bodies) + len(pairs), "no two requests shared a model call"
+    finally:
+        wide.stop()
+
+
 # ---------------------------------------------------------------- lifecycle
 
 

@@ -184,7 +184,10 @@ def _score_batch(model: Seq2Seq, vocabs: Vocabularies, sources: list[str],
     log_probs = logits.log_softmax(dim=2)
     wanted = torch.from_numpy(emitted).to(device)  # (B, T)
     picked = log_probs.gather(2, (wanted - 1).clamp(min=0)[:, :, None])[:, :, 0]  # (B, T)
-    return torch.where(wanted > 0, picked, 0.0).sum(dim=1).tolist()
+    per_step = torch.where(wanted > 0, picked, 0.0)  # (B, T)
+    if model.batch_invariant:  # summed in step order: the padding T does not change a sum
+        return per_step.cumsum(dim=1)[:, -1].tolist()
+    return per_step.sum(dim=1).tolist()
 
 
 def encode_sources(model: Seq2Seq, vocab: Vocabulary, sources: list[str],

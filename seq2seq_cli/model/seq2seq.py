@@ -37,6 +37,7 @@ from seq2seq_cli.config import ModelConfig
 from seq2seq_cli.data.vocabulary import PAD_ID
 from seq2seq_cli.model.attention import Attention
 from seq2seq_cli.model.bridge import Bridge
+from seq2seq_cli.model.row_wise import row_wise_linear
 
 DECODER_PARTS = 2  # halves; more parts measured no faster on fra-eng
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (num_layers, B, decoder_units)
@@ -119,6 +120,7 @@ class Seq2Seq(nn.Module):
         self.decoder = nn.LSTM(decoder_inputs, units, config.num_layers,
                                batch_first=True, dropout=dropout)
         self.output = nn.Linear(units, target_features)
+        self.batch_invariant = False  # logits row by row (model/row_wise.py); not saved
         # Made after the plain model's layers, so that without attention the parameters,
         # their names and their random initial values are those of the plain model.
         self.attention = (Attention(config.attention, units, memory_units)
@@ -255,9 +257,9 @@ class Seq2Seq(nn.Module):
             return self._decode_feeding(decoder_input, state, encoded)
         outputs, hidden = self.decoder(decoder_input, state.hidden)  # (B, T, D)
         if self.attention is None:
-            return Decoded(self.output(self._drop(outputs)), DecoderState(hidden), None)
+            return Decoded(self._logits(self._drop(outputs)), DecoderState(hidden), None)
         attentional, weights = self._attend(outputs, encoded)  # (B, T, D), (B, T, S)
-        return Decoded(self.output(self._drop(attentional)), DecoderState(hidden), weights)
+        return Decoded(self._logits(self._drop(attentional)), DecoderState(hidden), weights)
 
     def _decode_feeding(self, decoder_input: torch.Tensor, state: DecoderState,
                         encoded: Encoded) -> Decoded:
@@ -275,7 +277,7 @@ class Seq2Seq(nn.Module):
             feed = step_attentional[:, 0]  # (B, D)
             attentional.append(step_attentional)
             weights.append(step_weights)
-        logits = self.output(torch.cat(attentional, dim=1))  # (B, T, Ft)
+        logits = self._logits(torch.cat(attentional, dim=1))  # (B, T, Ft)
         return Decoded(logits, DecoderState(hidden, feed), torch.cat(weights, dim=1))
 
     def _attend(self, outputs: torch.Tensor,
@@ -288,6 +290,11 @@ class Seq2Seq(nn.Module):
         attentional = torch.tanh(projected_context
                                  + F.linear(outputs, state_weight, self.combine.bias))
         return attentional, weights  # (B, T, D), (B, T, S)
+
+    def _logits(self, vectors: torch.Tensor) -> torch.Tensor:
+        if self.batch_invariant:
+            return row_wise_linear(vectors, self.output)
+        return self.output(vectors)
 
     def _drop(self, vectors: torch.Tensor) -> torch.Tensor:
         return dropout(vectors, self.output_dropout, self.training)

@@ -62,7 +62,8 @@ class TorchBackend:
         from seq2seq_cli.inference.translator import Translator
         from seq2seq_cli.runtime import configure_threads
 
-        translator = Translator.load(target, device)
+        # Batched or alone, a source gets the same bytes (see model/row_wise.py).
+        translator = Translator.load(target, device, batch_invariant=True)
         return cls(translator, configure_threads(threads))
 
     def translate(self, texts: list[str], search: SearchSettings) -> list[dict[str, Any]]:
