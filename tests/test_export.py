@@ -16,6 +16,7 @@ from seq2seq_cli import Translator
 from seq2seq_cli.checkpoint import Checkpoint, write_checkpoint
 from seq2seq_cli.cli import app
 from seq2seq_cli.config import Config, ModelConfig
+from seq2seq_cli.inference.export import export_model
 from tests.test_attention import attention_model
 from tests.test_decode import mixed_sources, random_model
 
@@ -91,6 +92,44 @@ def test_onnx_export_translates_like_pytorch_without_torch(tmp_path, options):
             assert [s for _, s in hyps] == pytest.approx([h.score for h in t.hypotheses],
                                                          abs=1e-4)
     assert len({t for hyps in onnx_results[1] for t, _ in hyps}) > 3  # outputs do vary
+
+
+@pytest.mark.parametrize("options", [
+    {"bidirectional": True, "num_layers": 2},
+    {"attention": "general", "bidirectional": True},
+    {"attention": "general", "input_feeding": True, "embedding_dim": 8},
+], ids=["plain", "general", "embeddings"])
+def test_an_encoder_given_the_lengths_gives_the_bytes_of_one_call_per_length(
+        tmp_path, options, monkeypatch):
+    """Format 2: a batch of mixed lengths is encoded in one call (ONNX's sequence_lens);
+    an export written without it (format 1, one encoder call per length) still loads and
+    gives the same bytes."""
+    from seq2seq_cli.inference import export as export_module
+    from seq2seq_cli.inference.onnx_runner import OnnxTranslator
+
+    run = saved(tmp_path, "run", options)
+    one_call = OnnxTranslator.load(export_model(run, tmp_path / "v2"))
+    monkeypatch.setattr(export_module, "_reads_lengths", lambda model: False)
+    older = export_model(run, tmp_path / "v1")
+    description = json.loads((older / "model.json").read_text())
+    assert description.pop("source_lengths") is False
+    (older / "model.json").write_text(json.dumps({**description, "format_version": 1}))
+    per_length = OnnxTranslator.load(older)
+    assert one_call.reads_lengths and not per_length.reads_lengths
+    for beam in (1, 3):
+        got = one_call.translate(SOURCES, beam_size=beam, n_best=beam, max_length=MAX_LENGTH)
+        assert got == per_length.translate(SOURCES, beam_size=beam, n_best=beam,
+                                           max_length=MAX_LENGTH)
+    targets = [found[0].text for found in got]
+    assert one_call.score(SOURCES, targets) == per_length.score(SOURCES, targets)
+
+
+@pytest.mark.parametrize("options", [{"attention": "general", "reverse_source": True},
+                                     {"attention": "general", "decoder_units": 24}])
+def test_reversed_sources_and_a_bridge_are_encoded_one_length_at_a_time(tmp_path, options):
+    run = saved(tmp_path, "run", options)
+    description = json.loads((export_model(run, tmp_path / "onnx") / "model.json").read_text())
+    assert description["format_version"] == 2 and description["source_lengths"] is False
 
 
 def test_exporting_a_damaged_run_is_a_user_error(tmp_path):

@@ -6,8 +6,10 @@ and normalisation settings as JSON, a runner that needs only numpy and onnxrunti
 (``seq2seq_onnx.py``, a copy of ``seq2seq_cli/inference/onnx_runner.py``) and a README:
 
 ```
-EXPORT_DIR/encoder.onnx       one-hot sources of one length (B, S, Fs) → h, c (L, B, D)
-                              [, keys, values (B, S, D) with attention]
+EXPORT_DIR/encoder.onnx       one-hot sources (B, S, Fs), right-padded, and their lengths
+                              (B,) → h, c (L, B, D) [, keys, values (B, S, D) with
+                              attention]; a model that reverses its sources: one length,
+                              no lengths input
 EXPORT_DIR/decoder_step.onnx  one-hot tokens (N, Ft), h, c [, feed (N, D)]
                               [, keys, values (N, S, D), mask (N, S)] → log-probs (N, Ft),
                               h, c [, feed] [, attention (N, S)]
@@ -43,7 +45,7 @@ from seq2seq_cli.model.seq2seq import DecoderState, Encoded, Seq2Seq
 from seq2seq_cli.version import __version__
 
 EXPORT_FORMAT = "seq2seq-cli onnx export"
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2  # 2: the encoder may read the source lengths (model.json source_lengths)
 OPSET = 17
 RUNNER = Path(__file__).with_name("onnx_runner.py")
 INSTALL_HINT = "pip install 'seq2seq-cli[export]'"
@@ -157,6 +159,8 @@ def _write_onnx(trained: TrainedModel, directory: Path) -> None:
             encoder_outputs, {"source": {0: "batch", 1: "source_length"},
                               "h": {1: "batch"}, "c": {1: "batch"},
                               **(memory_axes if attention else {})})
+    if _reads_lengths(model):
+        _read_lengths(directory / "encoder.onnx")
     state = [torch.zeros(layers, 2, units), torch.zeros(layers, 2, units)]
     inputs, names = [token, *state], ["token", "h", "c"]
     outputs = ["log_probs", "h_out", "c_out"]
@@ -195,6 +199,38 @@ def _export(module: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path,
                           dynamic_axes=dynamic_axes)
 
 
+def _lengths_note(trained: TrainedModel) -> str:
+    if _reads_lengths(trained.model):
+        return ", right-padded, and `lengths` (B,) int32, the units of each"
+    return " of one length"
+
+
+def _reads_lengths(model: Seq2Seq) -> bool:
+    """Whether the encoder graph takes a batch of mixed lengths: not when it reverses the
+    sources (a short one's padding would move to its front), nor through a bridge, whose
+    product over the batch's rows gave other last bits for 3 rows in 23 once the batch was
+    no longer one length (measured; with one call per length the bytes stay those of
+    earlier exports)."""
+    return not model.reverse_source and model.bridge is None
+
+
+def _read_lengths(path: Path) -> None:
+    """Give the encoder graph a ``lengths`` input (B,) int32 and make every LSTM of it
+    read each row only that far (ONNX's ``sequence_lens``): the final states are those of
+    the last real unit and the outputs past it are zero, so a batch of mixed lengths is
+    one call with the bytes of one call per length (tested)."""
+    import onnx
+
+    graph = onnx.load(str(path))
+    graph.graph.input.append(onnx.helper.make_tensor_value_info(
+        "lengths", onnx.TensorProto.INT32, ["batch"]))
+    for node in graph.graph.node:
+        if node.op_type == "LSTM":
+            node.input.extend([""] * (5 - len(node.input)))
+            node.input[4] = "lengths"
+    onnx.save(graph, str(path))
+
+
 def _description(trained: TrainedModel) -> dict:
     data, model = trained.config.data, trained.config.model
     return {
@@ -214,6 +250,8 @@ def _description(trained: TrainedModel) -> dict:
         "inputs": "ids" if trained.model.reads_ids else "one_hot",
         "embedding_dim": model.embedding_dim, "decoder_units": model.decoder_units,
         "epoch": trained.epoch,
+        # The encoder takes the source lengths (a batch of mixed lengths in one call).
+        "source_lengths": _reads_lengths(trained.model),
     }
 
 
@@ -246,7 +284,7 @@ def _readme(trained: TrainedModel) -> str:
 
 Exported from `{trained.path}` (epoch {trained.epoch}; {kind}) by seq2seq-cli {__version__}.
 
-- `encoder.onnx`: {_source_input(trained)} of one length, to the decoder's initial state
+- `encoder.onnx`: {_source_input(trained)}{_lengths_note(trained)}, to the decoder's initial state
   (and, with attention, the memory it attends to).
 - `decoder_step.onnx`: one decoder step: log-probabilities of the next
   {trained.vocabs.target.units[:-1]}.

@@ -1,12 +1,10 @@
 """Translate with a model exported by ``seq2seq export``: numpy and onnxruntime only.
 
-This file is copied into every export directory as ``seq2seq_onnx.py``, so that a
-deployment needs the directory and ``pip install onnxruntime numpy``, nothing else (no
-PyTorch, no seq2seq-cli). It imports nothing but the standard library, numpy and
-onnxruntime, and repeats the search of ``seq2seq_cli/inference/search.py`` on the exported graphs:
-the same grouping of sources by length, the same greedy and beam search, the same scores
-(length-normalised log-probabilities, EOS counted), and the same units of text as
-``seq2seq_cli/data/units.py`` (``split_units`` and ``join_units`` below are its copy).
+Copied into every export directory as ``seq2seq_onnx.py``: a deployment needs the
+directory and ``pip install onnxruntime numpy``, no PyTorch, no seq2seq-cli. It repeats the
+search of ``seq2seq_cli/inference/search.py`` on the graphs (sources never read padding, the
+same greedy and beam search and scores: length-normalised log-probabilities, EOS counted)
+and the units of ``seq2seq_cli/data/units.py`` (``split_units``, ``join_units``).
 
     python seq2seq_onnx.py EXPORT_DIR "text" ... [--beam-size K] [--n-best N]
 """
@@ -27,7 +25,7 @@ import onnxruntime
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(4)
 SPECIALS = 4
 EXPORT_FORMAT = "seq2seq-cli onnx export"
-SUPPORTED_VERSION = 1
+SUPPORTED_VERSIONS = (1, 2)  # 2: an encoder that reads the source lengths
 CHARACTERS = "characters"  # what an export without source_units / target_units holds
 
 
@@ -39,6 +37,8 @@ def split_units(text: str, kind: str) -> list[str]:
 def join_units(units: list[str], kind: str) -> str:
     """Characters end to end, symbols with one space between (as seq2seq_cli/data/units.py)."""
     return "".join(units) if kind == CHARACTERS else " ".join(units)
+
+
 DESCRIPTION = "model.json"
 GRAPHS = ("encoder.onnx", "decoder_step.onnx")
 # The keys of model.json the runner reads, and their JSON types.
@@ -48,8 +48,7 @@ AGAIN = "export the model again (seq2seq export)"
 
 
 class ExportError(ValueError):
-    """An export directory that is damaged, truncated or incomplete: one line naming the
-    file."""
+    """A damaged, truncated or incomplete export: one line naming the file."""
 
 
 @dataclass(frozen=True)
@@ -70,17 +69,16 @@ class OnnxTranslator:
         options = onnxruntime.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        # Each session has its own pool, and a pool that spins after its run keeps a core
-        # busy while the other session (or a server's event loop) needs it. Measured on 2
-        # cores, 2 threads: sleeping pools decode 32 sources in 8-10 ms, spinning ones
-        # 9-17 ms; served, they double the throughput.
+        # A pool spinning after its run keeps a core from the other session (or a server's
+        # event loop); measured on 2 cores, sleeping pools doubled served throughput.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.encoder = _session(directory / "encoder.onnx", options)
         self.decoder = _session(directory / "decoder_step.onnx", options)
         self.attention = description["attention"] != "none"
         self.input_feeding = bool(description["input_feeding"])
-        # A model with embeddings reads token ids; older exports lack the key: one-hot.
+        # Token ids (embeddings) or one-hot rows; the source lengths (format 2) or not.
         self.reads_ids = description.get("inputs", "one_hot") == "ids"
+        self.reads_lengths = bool(description.get("source_lengths", False))
 
     @classmethod
     def load(cls, directory: str | Path, threads: int | None = None) -> OnnxTranslator:
@@ -108,10 +106,9 @@ class OnnxTranslator:
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
             memory = self._encode([sources[i] for i in rows])
-            if beam_size == 1:
-                found = [[h] for h in self._greedy(memory, max_length, length_penalty)]
-            else:
-                found = self._beam(memory, beam_size, n_best, max_length, length_penalty)
+            found = ([[h] for h in self._greedy(memory, max_length, length_penalty)]
+                     if beam_size == 1 else
+                     self._beam(memory, beam_size, n_best, max_length, length_penalty))
             for i, hypotheses in zip(rows, found):
                 results[i] = hypotheses
         return results
@@ -158,22 +155,26 @@ class OnnxTranslator:
     # ------------------------------------------------------------ graphs
 
     def _encode(self, sources: list[list[str]]) -> dict[str, np.ndarray]:
-        """Decoder inputs for the sources (each a list of units), in order: each group of
-        one length encoded unpadded, then the memory right-padded and masked."""
+        """Decoder inputs for the sources (each a list of units), in order, the memory
+        right-padded and masked. An encoder that reads the lengths encodes them in one
+        call; an older one, each group of one length unpadded (the same bytes, tested)."""
         lengths = np.array([len(s) for s in sources])
-        width = len(self.source_tokens) - 1
-        parts, rows = [], []
-        for length in np.unique(lengths):
-            group = np.flatnonzero(lengths == length)
-            ids = np.array([[self._source_index.get(unit, UNK_ID) for unit in sources[i]]
-                            for i in group], dtype=np.int64)  # (n, S)
-            parts.append(self.encoder.run(None, {"source": self._source_input(ids, width)}))
-            rows.append(group)
-        order = np.argsort(np.concatenate(rows))  # back to input order
+        longest = int(lengths.max())
+        ids = np.zeros((len(sources), longest), dtype=np.int64)  # (B, S), PAD after the end
+        for row, units in enumerate(sources):
+            ids[row, :len(units)] = [self._source_index.get(unit, UNK_ID) for unit in units]
+        if self.reads_lengths:
+            parts = [self.encoder.run(None, {"source": self._source_input(ids),
+                                             "lengths": lengths.astype(np.int32)})]
+            order = np.arange(len(sources))
+        else:
+            groups = [np.flatnonzero(lengths == n) for n in np.unique(lengths)]
+            parts = [self.encoder.run(None, {"source": self._source_input(
+                ids[group, :lengths[group[0]]])}) for group in groups]
+            order = np.argsort(np.concatenate(groups))  # back to input order
         memory = {"h": np.concatenate([p[0] for p in parts], axis=1)[:, order],
                   "c": np.concatenate([p[1] for p in parts], axis=1)[:, order]}
         if self.attention:
-            longest = int(lengths.max())
             memory["keys"] = _padded([p[2] for p in parts], longest)[order]
             memory["values"] = _padded([p[3] for p in parts], longest)[order]
             memory["mask"] = np.arange(longest)[None, :] < lengths[:, None]  # (B, S)
@@ -181,13 +182,13 @@ class OnnxTranslator:
             memory["feed"] = np.zeros(memory["h"].shape[1:], dtype=np.float32)  # (B, D)
         return memory
 
-    def _source_input(self, ids: np.ndarray, width: int) -> np.ndarray:
-        """(n, S) ids as the encoder graph reads them: ids, or one-hot (n, S, Fs)."""
+    def _source_input(self, ids: np.ndarray) -> np.ndarray:
+        """(n, S) ids as the encoder reads them: ids, or one-hot (n, S, Fs), PAD all 0."""
         if self.reads_ids:
             return ids
-        one_hot = np.zeros((*ids.shape, width), dtype=np.float32)  # (n, S, Fs)
-        np.put_along_axis(one_hot, ids[:, :, None] - 1, 1.0, axis=2)
-        return one_hot
+        one_hot = np.zeros((*ids.shape, len(self.source_tokens)), dtype=np.float32)
+        np.put_along_axis(one_hot, ids[:, :, None], 1.0, axis=2)  # column 0: PAD
+        return one_hot[:, :, 1:]  # (n, S, Fs): feature k is id k + 1
 
     def _step(self, tokens: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray,
                                                                                 dict]:
@@ -298,9 +299,9 @@ def read_description(directory: Path) -> dict:
         raise ExportError(f"{path}: not valid JSON ({exc}); the export is damaged: "
                           f"{AGAIN}") from None
     if not isinstance(description, dict) or description.get("format") != EXPORT_FORMAT or \
-            description.get("format_version") != SUPPORTED_VERSION:
+            description.get("format_version") not in SUPPORTED_VERSIONS:
         raise ExportError(f"{path}: not a seq2seq-cli ONNX export of version "
-                          f"{SUPPORTED_VERSION}")
+                          f"{' or '.join(map(str, SUPPORTED_VERSIONS))}")
     for key, kind in REQUIRED_KEYS.items():
         if not isinstance(description.get(key), kind):
             raise ExportError(f"{path}: the key {key!r} is missing or not a "
@@ -377,10 +378,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Translate with an exported seq2seq model.")
     parser.add_argument("directory", type=Path)
     parser.add_argument("texts", nargs="*", help="texts to translate (default: stdin lines)")
-    parser.add_argument("--beam-size", type=int, default=1)
-    parser.add_argument("--n-best", type=int, default=1)
-    parser.add_argument("--length-penalty", type=float, default=1.0)
-    parser.add_argument("--max-length", type=int, default=None)
+    for option, kind, default in (("--beam-size", int, 1), ("--n-best", int, 1),
+                                  ("--length-penalty", float, 1.0), ("--max-length", int, None)):
+        parser.add_argument(option, type=kind, default=default)
     args = parser.parse_args(argv)
     try:
         translator = OnnxTranslator.load(args.directory)
