@@ -51,8 +51,9 @@ def run_script(directory: Path) -> subprocess.CompletedProcess:
 
 
 def flip_bytes(path: Path) -> None:
+    """16 bytes flipped at the start, where the protobuf's structure is (not weights)."""
     data = bytearray(path.read_bytes())
-    for i in range(len(data) // 3, len(data) // 3 + 16):
+    for i in range(16):
         data[i] ^= 0xFF
     path.write_bytes(bytes(data))
 

@@ -67,6 +67,11 @@ class _DecoderStepGraph(nn.Module):
     def __init__(self, model: Seq2Seq):
         super().__init__()
         self.model = model
+        # The decoder must never emit BOS: -inf added to its class, 0 to the others. The
+        # values of a masked fill, as one constant and one Add: a fill made in forward is
+        # traced as some 30 small ops (shapes, a scatter), each paid at every step.
+        self.never_bos = torch.zeros(model.target_features)
+        self.never_bos[BOS_CLASS] = -math.inf
 
     def forward(self, token: torch.Tensor, h: torch.Tensor, c: torch.Tensor,
                 *memory: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -78,9 +83,7 @@ class _DecoderStepGraph(nn.Module):
         encoded = Encoded((h, c), *rest) if rest else Encoded((h, c))
         decoded = model.decode(token[:, None], DecoderState((h, c), feed), encoded)
         logits = decoded.logits[:, 0]  # (N, Ft)
-        bos = torch.zeros(logits.shape[1], dtype=torch.bool)
-        bos[BOS_CLASS] = True  # the decoder must never emit BOS
-        log_probs = logits.masked_fill(bos, -math.inf).log_softmax(dim=1)
+        log_probs = (logits + self.never_bos).log_softmax(dim=1)
         outputs = [log_probs, *decoded.state.hidden]
         if model.input_feeding:
             outputs.append(decoded.state.feed)
