@@ -129,7 +129,7 @@ def test_an_encoder_given_the_lengths_gives_the_bytes_of_one_call_per_length(
 def test_reversed_sources_and_a_bridge_are_encoded_one_length_at_a_time(tmp_path, options):
     run = saved(tmp_path, "run", options)
     description = json.loads((export_model(run, tmp_path / "onnx") / "model.json").read_text())
-    assert description["format_version"] == 2 and description["source_lengths"] is False
+    assert description["format_version"] == 1 and description["source_lengths"] is False
 
 
 def test_exporting_a_damaged_run_is_a_user_error(tmp_path):

@@ -8,8 +8,8 @@ and normalisation settings as JSON, a runner that needs only numpy and onnxrunti
 ```
 EXPORT_DIR/encoder.onnx       one-hot sources (B, S, Fs), right-padded, and their lengths
                               (B,) → h, c (L, B, D) [, keys, values (B, S, D) with
-                              attention]; a model that reverses its sources: one length,
-                              no lengths input
+                              attention]; a model that reverses its sources or has a
+                              bridge: one length, no lengths input (format 1)
 EXPORT_DIR/decoder_step.onnx  one-hot tokens (N, Ft), h, c [, feed (N, D)]
                               [, keys, values (N, S, D), mask (N, S)] → log-probs (N, Ft),
                               h, c [, feed] [, attention (N, S)]
@@ -57,7 +57,9 @@ class _EncoderGraph(nn.Module):
         self.model = model
 
     def forward(self, source: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        encoded = self.model.encode(source)  # (B, S, Fs) or ids (B, S); one length, no PAD
+        # (B, S, Fs) or ids (B, S): right-padded, each LSTM stopped at a row's length by
+        # the ``lengths`` input added afterwards (_read_lengths); else one length, no PAD.
+        encoded = self.model.encode(source)
         if encoded.keys is None:
             return encoded.final
         return (*encoded.final, encoded.keys, encoded.values)
@@ -70,8 +72,9 @@ class _DecoderStepGraph(nn.Module):
         # The decoder must never emit BOS: -inf added to its class, 0 to the others. The
         # values of a masked fill, as one constant and one Add: a fill made in forward is
         # traced as some 30 small ops (shapes, a scatter), each paid at every step.
-        self.never_bos = torch.zeros(model.target_features)
-        self.never_bos[BOS_CLASS] = -math.inf
+        never_bos = torch.zeros(model.target_features)
+        never_bos[BOS_CLASS] = -math.inf
+        self.register_buffer("never_bos", never_bos, persistent=False)
 
     def forward(self, token: torch.Tensor, h: torch.Tensor, c: torch.Tensor,
                 *memory: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -204,7 +207,7 @@ def _export(module: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path,
 
 def _lengths_note(trained: TrainedModel) -> str:
     if _reads_lengths(trained.model):
-        return ", right-padded, and `lengths` (B,) int32, the units of each"
+        return " right-padded, and `lengths` (B,) int32, the units of each"
     return " of one length"
 
 
@@ -227,17 +230,22 @@ def _read_lengths(path: Path) -> None:
     graph = onnx.load(str(path))
     graph.graph.input.append(onnx.helper.make_tensor_value_info(
         "lengths", onnx.TensorProto.INT32, ["batch"]))
-    for node in graph.graph.node:
-        if node.op_type == "LSTM":
-            node.input.extend([""] * (5 - len(node.input)))
-            node.input[4] = "lengths"
+    lstms = [node for node in graph.graph.node if node.op_type == "LSTM"]
+    if not lstms or any(len(node.input) > 4 and node.input[4] for node in lstms):
+        raise RuntimeError(f"{path}: the traced encoder has no LSTM node free to take the "
+                           "source lengths")  # a change of torch's exporter; not the user's
+    for node in lstms:
+        node.input.extend([""] * (5 - len(node.input)))
+        node.input[4] = "lengths"
     onnx.save(graph, str(path))
 
 
 def _description(trained: TrainedModel) -> dict:
     data, model = trained.config.data, trained.config.model
     return {
-        "format": EXPORT_FORMAT, "format_version": EXPORT_VERSION, "tool_version": __version__,
+        # Format 1 where the graphs are format 1's: older runners still read those.
+        "format": EXPORT_FORMAT, "tool_version": __version__,
+        "format_version": EXPORT_VERSION if _reads_lengths(trained.model) else 1,
         "vocabularies": trained.vocabs.to_dict(),
         "normalization": data.normalization, "lowercase": data.lowercase,
         # characters, or symbols (whitespace-separated in, joined with one space out);

@@ -1,10 +1,8 @@
 """Translate with a model exported by ``seq2seq export``: numpy and onnxruntime only.
 
-Copied into every export directory as ``seq2seq_onnx.py``: a deployment needs the
-directory and ``pip install onnxruntime numpy``, no PyTorch, no seq2seq-cli. It repeats the
-search of ``seq2seq_cli/inference/search.py`` on the graphs (sources never read padding, the
-same greedy and beam search and scores: length-normalised log-probabilities, EOS counted)
-and the units of ``seq2seq_cli/data/units.py`` (``split_units``, ``join_units``).
+Copied into every export as ``seq2seq_onnx.py`` (needs only ``pip install onnxruntime
+numpy``); repeats on the graphs the search of ``seq2seq_cli/inference/search.py`` and the
+units of ``seq2seq_cli/data/units.py`` (``split_units``, ``join_units``).
 
     python seq2seq_onnx.py EXPORT_DIR "text" ... [--beam-size K] [--n-best N]
 """
@@ -41,8 +39,7 @@ def join_units(units: list[str], kind: str) -> str:
 
 DESCRIPTION = "model.json"
 GRAPHS = ("encoder.onnx", "decoder_step.onnx")
-# The keys of model.json the runner reads, and their JSON types.
-REQUIRED_KEYS = {"vocabularies": dict, "normalization": str, "lowercase": bool,
+REQUIRED_KEYS = {"vocabularies": dict, "normalization": str, "lowercase": bool,  # and types
                  "default_max_length": int, "attention": str, "input_feeding": bool}
 AGAIN = "export the model again (seq2seq export)"
 
@@ -69,16 +66,14 @@ class OnnxTranslator:
         options = onnxruntime.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        # A pool spinning after its run keeps a core from the other session (or a server's
-        # event loop); measured on 2 cores, sleeping pools doubled served throughput.
+        # Spinning pools keep cores from each other (2 cores: sleeping ones served 2×).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.encoder = _session(directory / "encoder.onnx", options)
         self.decoder = _session(directory / "decoder_step.onnx", options)
         self.attention = description["attention"] != "none"
         self.input_feeding = bool(description["input_feeding"])
-        # Token ids (embeddings) or one-hot rows; the source lengths (format 2) or not.
         self.reads_ids = description.get("inputs", "one_hot") == "ids"
-        self.reads_lengths = bool(description.get("source_lengths", False))
+        self.reads_lengths = "lengths" in {i.name for i in self.encoder.get_inputs()}
 
     @classmethod
     def load(cls, directory: str | Path, threads: int | None = None) -> OnnxTranslator:
@@ -156,22 +151,22 @@ class OnnxTranslator:
 
     def _encode(self, sources: list[list[str]]) -> dict[str, np.ndarray]:
         """Decoder inputs for the sources (each a list of units), in order, the memory
-        right-padded and masked. An encoder that reads the lengths encodes them in one
-        call; an older one, each group of one length unpadded (the same bytes, tested)."""
+        right-padded and masked. An encoder that reads the lengths (format 2) takes sources
+        of similar lengths in one call; one that does not, each length apart, unpadded."""
         lengths = np.array([len(s) for s in sources])
         longest = int(lengths.max())
         ids = np.zeros((len(sources), longest), dtype=np.int64)  # (B, S), PAD after the end
         for row, units in enumerate(sources):
             ids[row, :len(units)] = [self._source_index.get(unit, UNK_ID) for unit in units]
-        if self.reads_lengths:
-            parts = [self.encoder.run(None, {"source": self._source_input(ids),
-                                             "lengths": lengths.astype(np.int32)})]
-            order = np.arange(len(sources))
-        else:
-            groups = [np.flatnonzero(lengths == n) for n in np.unique(lengths)]
-            parts = [self.encoder.run(None, {"source": self._source_input(
-                ids[group, :lengths[group[0]]])}) for group in groups]
-            order = np.argsort(np.concatenate(groups))  # back to input order
+        groups = (_similar_lengths(lengths) if self.reads_lengths else
+                  [np.flatnonzero(lengths == n) for n in np.unique(lengths)])
+        parts = []
+        for group in groups:
+            feeds = {"source": self._source_input(ids[group, :lengths[group].max()])}
+            if self.reads_lengths:
+                feeds["lengths"] = lengths[group].astype(np.int32)
+            parts.append(self.encoder.run(None, feeds))
+        order = np.argsort(np.concatenate(groups))  # back to input order
         memory = {"h": np.concatenate([p[0] for p in parts], axis=1)[:, order],
                   "c": np.concatenate([p[1] for p in parts], axis=1)[:, order]}
         if self.attention:
@@ -211,10 +206,8 @@ class OnnxTranslator:
                 length_penalty: float) -> list[Hypothesis]:
         batch = state["h"].shape[1]
         token = np.full(batch, BOS_ID)
-        total = np.zeros(batch)
-        length = np.full(batch, max_length)
-        running = np.ones(batch, dtype=bool)
-        steps = []
+        total, length = np.zeros(batch), np.full(batch, max_length)
+        running, steps = np.ones(batch, dtype=bool), []
         for t in range(max_length):
             log_probs, state = self._step(token, state)
             best = log_probs.argmax(axis=1)
@@ -251,9 +244,8 @@ class OnnxTranslator:
                 for rank in range(beam_size):
                     if top_token[row, rank] == EOS_ID and np.isfinite(top_scores[row, rank]) \
                             and len(finished[row]) < beam_size:
-                        prefix = history[row, parent[row, rank]].tolist()
-                        finished[row].append((top_scores[row, rank] / divisor,
-                                              prefix + [EOS_ID]))
+                        finished[row].append((top_scores[row, rank] / divisor, history[
+                            row, parent[row, rank]].tolist() + [EOS_ID]))
             if all(len(done) >= beam_size for done in finished):
                 break
             keep = np.argsort(top_token == EOS_ID, axis=1, kind="stable")[:, :beam_size]
@@ -291,8 +283,8 @@ def read_description(directory: Path) -> dict:
     try:
         description = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ExportError(f"{path}: not found; give the directory that seq2seq export "
-                          "wrote") from None
+            raise ExportError(f"{path}: not found; give the directory seq2seq export wrote"
+                          ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ExportError(f"{path}: cannot be read ({exc}); {AGAIN}") from None
     except json.JSONDecodeError as exc:
@@ -318,8 +310,8 @@ def read_description(directory: Path) -> dict:
 
 
 def _check_files(directory: Path, description: dict) -> None:
-    """Every file model.json records has its size and SHA-256. Exports written before the
-    records existed have none: their graphs are still checked when onnxruntime opens them."""
+    """Every file model.json records has its size and SHA-256 (older exports record none:
+    onnxruntime still checks their graphs)."""
     records = description.get("files", {})
     path = directory / DESCRIPTION
     if not isinstance(records, dict) or not all(
@@ -343,13 +335,12 @@ def _check_files(directory: Path, description: dict) -> None:
             raise ExportError(f"{directory / name}: cannot be read ({exc.strerror}); "
                               f"{AGAIN}") from None
         if found["size"] != record["size"]:
-            raise ExportError(f"{directory / name}: {found['size']:,} bytes where "
-                              f"{DESCRIPTION} records {record['size']:,}; the file is "
-                              f"truncated or was changed: {AGAIN}")
+            raise ExportError(f"{directory / name}: {found['size']:,} bytes where {DESCRIPTION} "
+                              f"records {record['size']:,}; the file is truncated or was "
+                              f"changed: {AGAIN}")
         if found["sha256"] != record["sha256"]:
-            raise ExportError(f"{directory / name}: its SHA-256 differs from the one "
-                              f"{DESCRIPTION} records; the file is damaged or was changed: "
-                              f"{AGAIN}")
+            raise ExportError(f"{directory / name}: its SHA-256 differs from the one {DESCRIPTION}"
+                              f" records; the file is damaged or was changed: {AGAIN}")
 
 
 def _session(path: Path, options: onnxruntime.SessionOptions) -> onnxruntime.InferenceSession:
@@ -361,6 +352,17 @@ def _session(path: Path, options: onnxruntime.SessionOptions) -> onnxruntime.Inf
         detail = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
         raise ExportError(f"{path}: onnxruntime cannot load it ({detail}); the file is "
                           f"damaged: {AGAIN}") from None
+
+
+def _similar_lengths(lengths: np.ndarray) -> list[np.ndarray]:
+    """Rows grouped by length, the longest of a group at most twice its shortest: one
+    encoder call each, and no source padded to more than twice its length."""
+    groups: list[list[int]] = [[]]
+    for row in np.argsort(lengths, kind="stable"):
+        if groups[-1] and lengths[row] > 2 * lengths[groups[-1][0]]:
+            groups.append([])
+        groups[-1].append(row)
+    return [np.array(group) for group in groups]
 
 
 def _padded(parts: list[np.ndarray], longest: int) -> np.ndarray:
@@ -387,12 +389,10 @@ def main(argv: list[str] | None = None) -> int:
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    texts = args.texts or [line.rstrip("\n") for line in sys.stdin]
-    for found in translator.translate(texts, beam_size=args.beam_size, n_best=args.n_best,
-                                      length_penalty=args.length_penalty,
-                                      max_length=args.max_length):
-        for hypothesis in found:
-            print(hypothesis.text)
+    found = translator.translate(args.texts or [line.rstrip("\n") for line in sys.stdin],
+                                 beam_size=args.beam_size, n_best=args.n_best,
+                                 length_penalty=args.length_penalty, max_length=args.max_length)
+    sys.stdout.writelines(f"{h.text}\n" for hypotheses in found for h in hypotheses)
     return 0
 
 

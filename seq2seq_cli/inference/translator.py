@@ -67,9 +67,9 @@ class Translator:
     def load(cls, run_dir_or_checkpoint: str | Path, device: str = "auto", *,
              batch_invariant: bool = False) -> Translator:
         """A run directory (its checkpoints/best.pt) or a checkpoint file, on ``device``
-        (``auto``: CUDA when there is a GPU, else the CPU). ``batch_invariant``: a source's
-        scores do not depend on the sources decoded beside it, to the last bit (slower;
-        see ``model/row_wise.py``: one layer, no attention)."""
+        (``auto``: CUDA when there is a GPU, else the CPU). ``batch_invariant``: on the CPU,
+        a source's scores do not depend on the sources decoded beside it, to the last bit
+        (see ``model/row_wise.py``: one layer, no attention; slower for large alphabets)."""
         trained = load_trained_model(run_dir_or_checkpoint, resolve_device(device))
         trained.model.batch_invariant = batch_invariant
         return cls(trained)

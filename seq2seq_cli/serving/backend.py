@@ -4,8 +4,11 @@ interface that answers in JSON-ready values.
 Each batch is one model call, however many sources it holds (the batcher bounds it), and a
 batch of one source is decoded as two copies of it. On the CPU a one-row batch takes
 other kernels than a batch of two or more (measured: greedy scores then differ in the 7th
-decimal), and a source must get the same bytes back whether it came alone or among others;
-from two rows on, a row's result does not depend on the others.
+decimal), and a source must get the same bytes back whether it came alone or among others.
+From two rows on a row's result does not depend on the others where the kernels are
+batch-invariant: PyTorch's with row-wise logits (model/row_wise.py) for a one-layer model
+without attention, onnxruntime's without attention (measured; with attention, the memory
+padded to a longer source moves scores in the 8th digit).
 """
 
 from __future__ import annotations
@@ -62,8 +65,12 @@ class TorchBackend:
         from seq2seq_cli.inference.translator import Translator
         from seq2seq_cli.runtime import configure_threads
 
-        # Batched or alone, a source gets the same bytes (see model/row_wise.py).
-        translator = Translator.load(target, device, batch_invariant=True)
+        # Batched or alone, a source gets the same bytes (see model/row_wise.py): only where
+        # that holds, a one-layer model without attention, since row-wise logits cost more
+        # as the target alphabet grows.
+        translator = Translator.load(target, device)
+        config = translator.config.model
+        translator.model.batch_invariant = config.num_layers == 1 and config.attention == "none"
         return cls(translator, configure_threads(threads))
 
     def translate(self, texts: list[str], search: SearchSettings) -> list[dict[str, Any]]:
