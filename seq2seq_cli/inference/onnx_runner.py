@@ -39,7 +39,8 @@ def join_units(units: list[str], kind: str) -> str:
 
 DESCRIPTION = "model.json"
 GRAPHS = ("encoder.onnx", "decoder_step.onnx")
-REQUIRED_KEYS = {"vocabularies": dict, "normalization": str, "lowercase": bool,  # and types
+# The keys of model.json the runner reads, and their JSON types.
+REQUIRED_KEYS = {"vocabularies": dict, "normalization": str, "lowercase": bool,
                  "default_max_length": int, "attention": str, "input_feeding": bool}
 AGAIN = "export the model again (seq2seq export)"
 
@@ -72,6 +73,7 @@ class OnnxTranslator:
         self.decoder = _session(directory / "decoder_step.onnx", options)
         self.attention = description["attention"] != "none"
         self.input_feeding = bool(description["input_feeding"])
+        # Token ids (embeddings) or one-hot rows; the source lengths (format 2) or not.
         self.reads_ids = description.get("inputs", "one_hot") == "ids"
         self.reads_lengths = "lengths" in {i.name for i in self.encoder.get_inputs()}
 
@@ -162,7 +164,8 @@ class OnnxTranslator:
                   [np.flatnonzero(lengths == n) for n in np.unique(lengths)])
         parts = []
         for group in groups:
-            feeds = {"source": self._source_input(ids[group, :lengths[group].max()])}
+            feeds = {"source": self._input(ids[group, :lengths[group].max()],
+                                           self.source_tokens)}
             if self.reads_lengths:
                 feeds["lengths"] = lengths[group].astype(np.int32)
             parts.append(self.encoder.run(None, feeds))
@@ -177,23 +180,18 @@ class OnnxTranslator:
             memory["feed"] = np.zeros(memory["h"].shape[1:], dtype=np.float32)  # (B, D)
         return memory
 
-    def _source_input(self, ids: np.ndarray) -> np.ndarray:
-        """(n, S) ids as the encoder reads them: ids, or one-hot (n, S, Fs), PAD all 0."""
+    def _input(self, ids: np.ndarray, tokens: list[str]) -> np.ndarray:
+        """Ids (...) as the graphs read them: ids, or one-hot (..., F) where feature k is
+        id k + 1; PAD (id 0) writes its 0 to the last feature and stays all zero."""
         if self.reads_ids:
-            return ids
-        one_hot = np.zeros((*ids.shape, len(self.source_tokens)), dtype=np.float32)
-        np.put_along_axis(one_hot, ids[:, :, None], 1.0, axis=2)  # column 0: PAD
-        return one_hot[:, :, 1:]  # (n, S, Fs): feature k is id k + 1
+            return ids.astype(np.int64)
+        one_hot = np.zeros((*ids.shape, len(tokens) - 1), dtype=np.float32)  # (..., F)
+        one_hot.reshape(ids.size, -1)[np.arange(ids.size), ids.ravel() - 1] = ids.ravel() > 0
+        return one_hot
 
     def _step(self, tokens: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray,
                                                                                 dict]:
-        width = len(self.target_tokens) - 1
-        if self.reads_ids:
-            token_input = tokens.astype(np.int64)  # (N,)
-        else:
-            token_input = np.zeros((len(tokens), width), dtype=np.float32)  # (N, Ft)
-            token_input[np.arange(len(tokens)), tokens - 1] = 1.0
-        feeds = {"token": token_input, **state}
+        feeds = {"token": self._input(tokens, self.target_tokens), **state}  # (N,) or (N, Ft)
         outputs = self.decoder.run(None, feeds)
         new_state = dict(state, h=outputs[1], c=outputs[2])
         if self.input_feeding:
@@ -244,8 +242,9 @@ class OnnxTranslator:
                 for rank in range(beam_size):
                     if top_token[row, rank] == EOS_ID and np.isfinite(top_scores[row, rank]) \
                             and len(finished[row]) < beam_size:
-                        finished[row].append((top_scores[row, rank] / divisor, history[
-                            row, parent[row, rank]].tolist() + [EOS_ID]))
+                        prefix = history[row, parent[row, rank]].tolist()
+                        finished[row].append((top_scores[row, rank] / divisor,
+                                              prefix + [EOS_ID]))
             if all(len(done) >= beam_size for done in finished):
                 break
             keep = np.argsort(top_token == EOS_ID, axis=1, kind="stable")[:, :beam_size]
@@ -283,8 +282,8 @@ def read_description(directory: Path) -> dict:
     try:
         description = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-            raise ExportError(f"{path}: not found; give the directory seq2seq export wrote"
-                          ) from None
+        raise ExportError(f"{path}: not found; give the directory that seq2seq export "
+                          "wrote") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ExportError(f"{path}: cannot be read ({exc}); {AGAIN}") from None
     except json.JSONDecodeError as exc:
@@ -380,9 +379,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Translate with an exported seq2seq model.")
     parser.add_argument("directory", type=Path)
     parser.add_argument("texts", nargs="*", help="texts to translate (default: stdin lines)")
-    for option, kind, default in (("--beam-size", int, 1), ("--n-best", int, 1),
-                                  ("--length-penalty", float, 1.0), ("--max-length", int, None)):
-        parser.add_argument(option, type=kind, default=default)
+    parser.add_argument("--beam-size", type=int, default=1)
+    parser.add_argument("--n-best", type=int, default=1)
+    parser.add_argument("--length-penalty", type=float, default=1.0)
+    parser.add_argument("--max-length", type=int, default=None)
     args = parser.parse_args(argv)
     try:
         translator = OnnxTranslator.load(args.directory)

@@ -37,6 +37,7 @@ from seq2seq_cli.inference.search import (
     score_targets,
     translate_texts,
 )
+from seq2seq_cli.model.row_wise import row_wise_pays
 from seq2seq_cli.model.seq2seq import Seq2Seq
 from seq2seq_cli.runtime import resolve_device
 
@@ -68,10 +69,12 @@ class Translator:
              batch_invariant: bool = False) -> Translator:
         """A run directory (its checkpoints/best.pt) or a checkpoint file, on ``device``
         (``auto``: CUDA when there is a GPU, else the CPU). ``batch_invariant``: on the CPU,
-        a source's scores do not depend on the sources decoded beside it, to the last bit
-        (see ``model/row_wise.py``: one layer, no attention; slower for large alphabets)."""
+        a source's scores do not depend on the sources decoded beside it, to the last bit,
+        for a model of one layer without attention (``model/row_wise.py``; slower for large
+        alphabets); other models are loaded as they are."""
         trained = load_trained_model(run_dir_or_checkpoint, resolve_device(device))
-        trained.model.batch_invariant = batch_invariant
+        trained.model.batch_invariant = batch_invariant and row_wise_pays(
+            trained.config.model)
         return cls(trained)
 
     @classmethod

@@ -16,6 +16,14 @@ from __future__ import annotations
 
 import torch
 
+from seq2seq_cli.config import ModelConfig
+
+
+def row_wise_pays(config: ModelConfig) -> bool:
+    """Whether row-wise logits make this model batch-invariant (see the module docstring):
+    elsewhere they would cost without giving it."""
+    return config.num_layers == 1 and config.attention == "none"
+
 
 def row_wise_linear(vectors: torch.Tensor, layer: torch.nn.Linear) -> torch.Tensor:
     """``layer(vectors)`` for (..., K) vectors, each row computed on its own."""

@@ -65,12 +65,8 @@ class TorchBackend:
         from seq2seq_cli.inference.translator import Translator
         from seq2seq_cli.runtime import configure_threads
 
-        # Batched or alone, a source gets the same bytes (see model/row_wise.py): only where
-        # that holds, a one-layer model without attention, since row-wise logits cost more
-        # as the target alphabet grows.
-        translator = Translator.load(target, device)
-        config = translator.config.model
-        translator.model.batch_invariant = config.num_layers == 1 and config.attention == "none"
+        # Batched or alone, a source gets the same bytes (see model/row_wise.py).
+        translator = Translator.load(target, device, batch_invariant=True)
         return cls(translator, configure_threads(threads))
 
     def translate(self, texts: list[str], search: SearchSettings) -> list[dict[str, Any]]:
