@@ -124,6 +124,41 @@ def test_an_encoder_given_the_lengths_gives_the_bytes_of_one_call_per_length(
     assert one_call.score(SOURCES, targets) == per_length.score(SOURCES, targets)
 
 
+def test_greedy_rows_leave_the_batch_as_their_outputs_end(tmp_path):
+    """A batch is fed fewer rows once outputs end, never fewer than two (one row takes
+    other kernels), and each source still gets the bytes it gets decoded beside its own
+    copy, as the server decodes a lone source."""
+    from seq2seq_cli.inference.onnx_runner import OnnxTranslator
+
+    runner = OnnxTranslator.load(export_model(
+        saved(tmp_path, "run", {"bidirectional": True, "num_layers": 2}), tmp_path / "onnx"))
+    fed, session = [], runner.decoder
+
+    class Counting:  # the decoder graph, counting the rows of every step
+        def run(self, names, feeds):
+            fed.append(feeds["h"].shape[1])
+            return session.run(names, feeds)
+
+    runner.decoder = Counting()
+    longest = 40
+    batched = runner.translate(SOURCES, max_length=longest)
+    assert fed[0] == len(SOURCES) and len(set(fed)) > 2 and fed == sorted(fed, reverse=True)
+    alone = [runner.translate([source, source], max_length=longest)[0] for source in SOURCES]
+    assert batched == alone
+    assert len({found[0].text for found in batched}) > 3  # outputs do vary
+    # Two outputs that end at one step before a third: it keeps a finished row beside it.
+    by_length: dict[int, list[str]] = {}
+    for source, found in zip(SOURCES, batched):
+        by_length.setdefault(len(found[0].text), []).append(source)
+    pair = next(n for n in sorted(by_length) if len(by_length[n]) >= 2)
+    later = next(n for n in sorted(by_length) if pair < n < longest)
+    three = by_length[pair][:2] + by_length[later][:1]
+    fed.clear()
+    assert runner.translate(three, max_length=longest) == [
+        batched[SOURCES.index(source)] for source in three]
+    assert fed[0] == 3 and fed[-1] == 2 and min(fed) == 2
+
+
 @pytest.mark.parametrize("options", [{"attention": "general", "reverse_source": True},
                                      {"attention": "general", "decoder_units": 24}])
 def test_reversed_sources_and_a_bridge_are_encoded_one_length_at_a_time(tmp_path, options):

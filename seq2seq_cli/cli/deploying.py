@@ -10,6 +10,8 @@ from typing import Annotated, Optional
 import typer
 
 from seq2seq_cli.cli.options import DeviceOption, ModelArg, ReportFormat
+from seq2seq_cli.serving.batcher import BatchSettings  # stdlib only: the defaults
+from seq2seq_cli.serving.limits import Limits  # stdlib only: the defaults
 
 
 class ExportFormat(str, Enum):
@@ -68,26 +70,29 @@ def serve(
                     ] = 8000,
     max_batch: Annotated[int, typer.Option(
         min=1, help="Sources decoded in one model call, across requests (a larger request "
-        "is decoded alone); 1 turns batching off.")] = 64,
+        "is decoded alone); 1 turns batching off.")] = BatchSettings.max_batch,
     max_wait_ms: Annotated[float, typer.Option(
         min=0.0, help="How long requests queued behind a model call wait for others to "
         "fill the next batch; a request that finds the model idle is decoded at once.")
-    ] = 2.0,
+    ] = BatchSettings.max_wait_ms,
     max_queue: Annotated[int, typer.Option(
-        min=1, help="Sources waiting for the model; beyond it requests get 503.")] = 1024,
-    max_sources: Annotated[int, typer.Option(min=1, help="Sources per request.")] = 64,
+        min=1, help="Sources waiting for the model; beyond it requests get 503.")
+    ] = BatchSettings.max_queue,
+    max_sources: Annotated[int, typer.Option(min=1, help="Sources per request.")
+                           ] = Limits.max_sources,
     max_source_length: Annotated[int, typer.Option(
-        min=1, help="Characters of one source (or /score target).")] = 1000,
-    max_beam_size: Annotated[int, typer.Option(min=1, help="Largest beam_size.")] = 16,
-    max_n_best: Annotated[int, typer.Option(min=1, help="Largest n_best.")] = 16,
+        min=1, help="Characters of one source (or /score target).")] = Limits.max_source_length,
+    max_beam_size: Annotated[int, typer.Option(min=1, help="Largest beam_size.")
+                             ] = Limits.max_beam_size,
+    max_n_best: Annotated[int, typer.Option(min=1, help="Largest n_best.")] = Limits.max_n_best,
     max_output_length: Annotated[Optional[int], typer.Option(  # noqa: UP045
         min=1, help="Largest max_length, and the default one (default: 2 × the longest "
-        "training target + 10).")] = None,
+        "training target + 10).")] = Limits.max_output_length,
     max_body_bytes: Annotated[int, typer.Option(
-        min=1, help="Largest request body; beyond it requests get 413.")] = 1 << 20,
+        min=1, help="Largest request body; beyond it requests get 413.")] = Limits.max_body_bytes,
     body_timeout: Annotated[float, typer.Option(
         min=0.01, help="Seconds a client may take to send a request's body; beyond it "
-        "the request gets 408.")] = 30.0,
+        "the request gets 408.")] = Limits.body_timeout,
     api_key_file: Annotated[Optional[Path], typer.Option(  # noqa: UP045
         help="File holding a key; every request but /health must then send "
         "Authorization: Bearer KEY.")] = None,
@@ -101,8 +106,6 @@ def serve(
 ) -> None:
     """Serve a trained model over HTTP, batching concurrent requests (needs the `serve`
     extra)."""
-    from seq2seq_cli.serving.batcher import BatchSettings
-    from seq2seq_cli.serving.limits import Limits
     from seq2seq_cli.serving.server import ServeOptions, serve
     from seq2seq_cli.ui.serve_view import render_ready
 

@@ -80,8 +80,7 @@ class OnnxTranslator:
     @classmethod
     def load(cls, directory: str | Path, threads: int | None = None) -> OnnxTranslator:
         """Check the export (ExportError when damaged) and open its graphs."""
-        directory = Path(directory)
-        return cls(directory, read_description(directory), threads)
+        return cls(Path(directory), read_description(Path(directory)), threads)
 
     # ------------------------------------------------------------ text
 
@@ -139,15 +138,9 @@ class OnnxTranslator:
         return scores.tolist()
 
     def _decode_ids(self, ids: list[int]) -> str:
-        out = []
-        for i in ids:
-            if i == EOS_ID:
-                break
-            if i >= SPECIALS:
-                out.append(self.target_tokens[i])
-            elif i == UNK_ID:
-                out.append("\N{REPLACEMENT CHARACTER}")
-        return join_units(out, self.target_units)
+        ids = ids[:ids.index(EOS_ID)] if EOS_ID in ids else ids
+        return join_units([self.target_tokens[i] if i >= SPECIALS else "\N{REPLACEMENT CHARACTER}"
+                           for i in ids if i >= SPECIALS or i == UNK_ID], self.target_units)
 
     # ------------------------------------------------------------ graphs
 
@@ -202,24 +195,31 @@ class OnnxTranslator:
 
     def _greedy(self, state: dict[str, np.ndarray], max_length: int,
                 length_penalty: float) -> list[Hypothesis]:
+        """Rows leave as their outputs end; two stay at least (one takes other kernels)."""
         batch = state["h"].shape[1]
-        token = np.full(batch, BOS_ID)
+        ids = np.zeros((batch, max_length), np.int64)  # (B, T) PAD after the end
         total, length = np.zeros(batch), np.full(batch, max_length)
-        running, steps = np.ones(batch, dtype=bool), []
+        rows, token = np.arange(batch), np.full(batch, BOS_ID)  # the rows fed, their tokens
+        live = np.ones(batch, dtype=bool)  # (N,) which rows fed still decode
         for t in range(max_length):
             log_probs, state = self._step(token, state)
-            best = log_probs.argmax(axis=1)
-            total += np.where(running, log_probs[np.arange(batch), best], 0.0)
+            best = log_probs.argmax(axis=1)  # (N,)
+            total[rows] += np.where(live, log_probs[np.arange(len(rows)), best], 0.0)
             token = best + 1
-            steps.append(token)
-            ended = running & (token == EOS_ID)
-            length = np.where(ended, t + 1, length)
-            running &= ~ended
-            if not running.any():
+            ids[rows, t] = np.where(live, token, PAD_ID)
+            ended = live & (token == EOS_ID)
+            length[rows[ended]] = t + 1
+            live &= ~ended
+            if not live.any():
                 break
-        ids = np.stack(steps, axis=1).tolist()
+            if ended.any() and len(rows) > 2:
+                kept = np.flatnonzero(live)
+                if len(kept) < 2:  # a finished row keeps the last one company
+                    kept = np.sort(np.append(kept, np.flatnonzero(~live)[0]))
+                rows, token, live, state = rows[kept], token[kept], live[kept], \
+                    _select(state, kept)
         return [Hypothesis(self._decode_ids(row), float(s) / n ** length_penalty)
-                for row, s, n in zip(ids, total, length)]
+                for row, s, n in zip(ids.tolist(), total, length)]
 
     def _beam(self, state: dict[str, np.ndarray], beam_size: int, n_best: int,
               max_length: int, length_penalty: float) -> list[list[Hypothesis]]:
@@ -379,10 +379,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Translate with an exported seq2seq model.")
     parser.add_argument("directory", type=Path)
     parser.add_argument("texts", nargs="*", help="texts to translate (default: stdin lines)")
-    parser.add_argument("--beam-size", type=int, default=1)
-    parser.add_argument("--n-best", type=int, default=1)
-    parser.add_argument("--length-penalty", type=float, default=1.0)
-    parser.add_argument("--max-length", type=int, default=None)
+    for option, kind, default in (("--beam-size", int, 1), ("--n-best", int, 1),
+                                  ("--length-penalty", float, 1.0), ("--max-length", int, None)):
+        parser.add_argument(option, type=kind, default=default)
     args = parser.parse_args(argv)
     try:
         translator = OnnxTranslator.load(args.directory)

@@ -37,7 +37,9 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class BatchSettings:
     max_batch: int = 64  # sources per model call; 1 turns batching off
-    max_wait_ms: float = 2.0  # how long requests queued behind a model call wait for more
+    # How long requests queued behind a model call wait for more: the clients it answered
+    # come back over HTTP (measured on 2 cores: 32 answers and their next requests, ~6 ms).
+    max_wait_ms: float = 6.0
     max_queue: int = 1024  # sources waiting; beyond it requests are refused
 
 
