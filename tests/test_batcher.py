@@ -12,7 +12,8 @@ from concurrent.futures import Future
 
 import pytest
 
-from seq2seq_cli.serving.batcher import Batcher, BatchSettings, QueueFull
+from seq2seq_cli.serving import batcher as batcher_module
+from seq2seq_cli.serving.batcher import Batcher, BatchSettings, QueueFull, Stopped
 
 WAIT = 30.0  # seconds a result may take; the rules under test act in milliseconds
 
@@ -160,3 +161,31 @@ def test_a_model_that_fails_to_load_raises_from_start():
 
     with pytest.raises(OSError, match="no such model"):
         batcher.start(broken)
+
+
+def test_a_request_sent_as_start_returns_finds_the_model_idle(monkeypatch):
+    """The worker records that the model is free before ``start`` returns: a request sent
+    at once, even while the worker thread is slow to go on, is not held for max_wait."""
+
+    class SlowToGoOn(Future):
+        def set_result(self, result):
+            super().set_result(result)  # ``start`` returns from here on
+            time.sleep(0.3)  # the worker thread, descheduled
+
+    monkeypatch.setattr(batcher_module, "Future", SlowToGoOn)
+    model = Model()
+    model.gate.set()
+    batcher = started(model, max_batch=64, max_wait_ms=60_000)
+    began = time.monotonic()
+    assert batcher.submit("k", ["a"]).result(WAIT) == [("k", "a")]
+    assert time.monotonic() - began < WAIT / 2
+    batcher.stop(WAIT)
+
+
+def test_a_request_submitted_after_stop_is_refused_not_lost():
+    model = Model()
+    model.gate.set()
+    batcher = started(model)
+    batcher.stop(WAIT)
+    with pytest.raises(Stopped):
+        batcher.submit("k", ["a"])

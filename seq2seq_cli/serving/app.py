@@ -36,7 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from seq2seq_cli.errors import UserError
 from seq2seq_cli.serving.backend import Backend
-from seq2seq_cli.serving.batcher import Batcher, BatchSettings, QueueFull
+from seq2seq_cli.serving.batcher import Batcher, BatchSettings, QueueFull, Stopped
 from seq2seq_cli.serving.limits import (
     Limits,
     RequestError,
@@ -86,6 +86,9 @@ class Service:
                                f"waiting; at most {self.batching.max_queue:,} (--max-queue): "
                                f"retry in {RETRY_AFTER_SECONDS} s", limit="--max-queue",
                                maximum=self.batching.max_queue,
+                               headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
+        except Stopped:
+            raise RequestError(503, "shutting_down", "the server is shutting down",
                                headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
         if self._answers is None:
             self._answers = Answers(asyncio.get_running_loop())

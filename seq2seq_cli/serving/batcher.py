@@ -47,6 +47,10 @@ class QueueFull(Exception):
     """The queue holds ``max_queue`` sources already."""
 
 
+class Stopped(Exception):
+    """The batcher is stopping: a request submitted now might never be decoded."""
+
+
 @dataclass
 class _Job:
     key: Hashable
@@ -95,9 +99,12 @@ class Batcher:
             self._thread.join(timeout)
 
     def submit(self, key: Hashable, items: list) -> Future:
-        """A future of the results of ``items``, in order; QueueFull when there is no room."""
+        """A future of the results of ``items``, in order; QueueFull when there is no room,
+        Stopped once ``stop`` was called."""
         job = _Job(key, list(items))
         with self._changed:
+            if self._stopping:
+                raise Stopped
             if self._queued + len(job.items) > self._settings.max_queue:
                 raise QueueFull
             self._pending.append(job)
@@ -109,11 +116,13 @@ class Batcher:
 
     def _work(self, prepare: Callable[[], object], prepared: Future) -> None:
         try:
-            prepared.set_result(prepare())
+            ready = prepare()
         except BaseException as exc:  # the caller raises it; this thread has nothing to do
             prepared.set_exception(exc)
             return
+        # Before ``start`` returns: a request submitted at once must find the model idle.
         self._free_since = time.monotonic()
+        prepared.set_result(ready)
         while (jobs := self._next_batch()) is not None:
             self._decode(jobs)
 
@@ -162,6 +171,8 @@ class Batcher:
         return jobs
 
     def _decode(self, jobs: list[_Job]) -> None:
+        if not jobs:  # all given up: no call was made, the model has been free all along
+            return
         items = [item for job in jobs for item in job.items]
         try:
             if items:
