@@ -53,6 +53,17 @@ def behind_a_busy_call(batcher: Batcher, model: Model,
     return futures
 
 
+def answered_at_once_by_an_idle_model() -> None:
+    """A request sent to a freshly started, idle batcher is not held for its minute's wait."""
+    model = Model()
+    model.gate.set()
+    batcher = started(model, max_batch=64, max_wait_ms=60_000)
+    began = time.monotonic()
+    assert batcher.submit("k", ["a"]).result(WAIT) == [("k", "a")]
+    assert time.monotonic() - began < WAIT / 2
+    batcher.stop(WAIT)
+
+
 def test_requests_queued_together_share_one_call_and_get_their_own_results():
     model = Model()
     batcher = started(model, max_batch=64, max_wait_ms=5)
@@ -99,13 +110,7 @@ def test_a_full_batch_goes_without_waiting_for_max_wait():
 
 
 def test_a_request_that_finds_the_model_idle_is_decoded_at_once():
-    model = Model()
-    model.gate.set()
-    batcher = started(model, max_batch=64, max_wait_ms=60_000)
-    began = time.monotonic()
-    assert batcher.submit("k", ["a"]).result(WAIT) == [("k", "a")]
-    assert time.monotonic() - began < WAIT / 2
-    batcher.stop(WAIT)
+    answered_at_once_by_an_idle_model()
 
 
 def test_an_error_reaches_only_the_request_that_caused_it():
@@ -173,13 +178,7 @@ def test_a_request_sent_as_start_returns_finds_the_model_idle(monkeypatch):
             time.sleep(0.3)  # the worker thread, descheduled
 
     monkeypatch.setattr(batcher_module, "Future", SlowToGoOn)
-    model = Model()
-    model.gate.set()
-    batcher = started(model, max_batch=64, max_wait_ms=60_000)
-    began = time.monotonic()
-    assert batcher.submit("k", ["a"]).result(WAIT) == [("k", "a")]
-    assert time.monotonic() - began < WAIT / 2
-    batcher.stop(WAIT)
+    answered_at_once_by_an_idle_model()
 
 
 def test_a_request_submitted_after_stop_is_refused_not_lost():
