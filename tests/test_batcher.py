@@ -113,6 +113,31 @@ def test_a_request_that_finds_the_model_idle_is_decoded_at_once():
     answered_at_once_by_an_idle_model()
 
 
+def test_the_next_call_waits_for_the_sources_the_last_one_answered_and_no_longer():
+    model = Model()
+    batcher = started(model, max_batch=64, max_wait_ms=60_000)
+    began = time.monotonic()
+    first = batcher.submit("k", ["a"])  # the model is idle: decoded at once (and held)
+    assert model.started.wait(WAIT)
+    queued = [batcher.submit("k", [source]) for source in "bc"]
+    model.gate.set()
+    assert first.result(WAIT) == [("k", "a")]
+    # Two queued during the call and one answered by it: the call goes once its client
+    # is back, with all three, not after the minute's wait nor without it.
+    back = batcher.submit("k", ["a2"])
+    assert [f.result(WAIT) for f in [*queued, back]] == [[("k", "b")], [("k", "c")],
+                                                          [("k", "a2")]]
+    # Three answered, coming back one by one: one call for the three.
+    returning = []
+    for source in "def":
+        returning.append(batcher.submit("k", [source]))
+        time.sleep(0.02)
+    assert [f.result(WAIT) for f in returning] == [[("k", s)] for s in "def"]
+    assert model.calls[1:] == [("k", ["b", "c", "a2"]), ("k", ["d", "e", "f"])]
+    assert time.monotonic() - began < WAIT / 2  # no minute's wait was served
+    batcher.stop(WAIT)
+
+
 def test_an_error_reaches_only_the_request_that_caused_it():
     model = Model(fail_on="bad")
     batcher = started(model, max_batch=64, max_wait_ms=5)

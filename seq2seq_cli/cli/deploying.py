@@ -72,8 +72,9 @@ def serve(
         min=1, help="Sources decoded in one model call, across requests (a larger request "
         "is decoded alone); 1 turns batching off.")] = BatchSettings.max_batch,
     max_wait_ms: Annotated[float, typer.Option(
-        min=0.0, help="How long requests queued behind a model call wait for others to "
-        "fill the next batch; a request that finds the model idle is decoded at once.")
+        min=0.0, help="How long after a model call the next waits for as many sources as "
+        "it answered (their clients' next requests); a request that finds the model idle "
+        "with nothing expected is decoded at once.")
     ] = BatchSettings.max_wait_ms,
     max_queue: Annotated[int, typer.Option(
         min=1, help="Sources waiting for the model; beyond it requests get 503.")

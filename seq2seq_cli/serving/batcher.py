@@ -9,13 +9,15 @@ to wake (measured on 2 cores, 2 threads, one sentence: 9 ms on the loading threa
 on another).
 
 Requests wait in a queue bounded in sources; the worker takes the oldest and those with the
-same key (the same search settings), up to ``max_batch`` sources. A request that finds the
-worker idle is decoded at once: alone, waiting could only add latency. Requests that queued
-while the model was busy wait, after that call, up to ``max_wait_ms`` for the batch to fill:
-the clients just answered are about to send their next requests. A batch never mixes keys,
-and results go back to their own requests in order; a request whose sources alone exceed
-``max_batch`` is decoded alone, in one call. Requests are taken oldest first, so none
-waits behind a stream of others.
+same key (the same search settings), up to ``max_batch`` sources. After a model call the
+worker expects back the sources it just answered (their clients are about to send their
+next requests) and those that queued meanwhile: it waits for that many, up to
+``max_wait_ms`` after the call, then decodes what has come. A request that finds the model
+idle with nothing expected (after a call of one source, or once ``max_wait_ms`` have
+passed) is decoded at once: alone, waiting could only add latency. A batch never mixes
+keys, and results go back to their own requests in order; a request whose sources alone
+exceed ``max_batch`` is decoded alone, in one call. Requests are taken oldest first, so
+none waits behind a stream of others.
 
 If a model call fails, each request of the batch is tried alone, so that an error (an empty
 source that cannot be scored, say) belongs to the request that caused it.
@@ -37,8 +39,8 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class BatchSettings:
     max_batch: int = 64  # sources per model call; 1 turns batching off
-    # How long requests queued behind a model call wait for more: the clients it answered
-    # come back over HTTP (measured on 2 cores: 32 answers and their next requests, ~6 ms).
+    # How long after a model call the next waits for the clients it answered to come back
+    # over HTTP (measured on 2 cores: 32 answers and their next requests, ~5-7 ms).
     max_wait_ms: float = 6.0
     max_queue: int = 1024  # sources waiting; beyond it requests are refused
 
@@ -55,7 +57,6 @@ class Stopped(Exception):
 class _Job:
     key: Hashable
     items: list
-    arrived: float = field(default_factory=time.monotonic)
     future: Future = field(default_factory=Future)
 
 
@@ -72,6 +73,7 @@ class Batcher:
         self._changed = threading.Condition()
         self._stopping = False
         self._free_since = time.monotonic()  # when the last model call ended
+        self._expected = 0  # sources expected for the next call: see _freed
         self._thread: threading.Thread | None = None
 
     @property
@@ -121,15 +123,15 @@ class Batcher:
             prepared.set_exception(exc)
             return
         # Before ``start`` returns: a request submitted at once must find the model idle.
-        self._free_since = time.monotonic()
+        self._freed(answered=0)
         prepared.set_result(ready)
         while (jobs := self._next_batch()) is not None:
             self._decode(jobs)
 
     def _next_batch(self) -> list[_Job] | None:
-        """The oldest request and those like it: at once when it found the worker idle,
-        else once the batch is full or its wait is over; None when stopping with nothing
-        left."""
+        """The oldest request and those like it, once the sources expected have come (or a
+        full batch) or the wait after the last call is over; None when stopping with
+        nothing left."""
         with self._changed:
             while not self._pending:
                 if self._stopping:
@@ -137,17 +139,22 @@ class Batcher:
                 self._changed.wait()
             first = self._pending[0]
             deadline = self._free_since + self._settings.max_wait_ms / 1000
-            if first.arrived >= self._free_since:  # the model was idle: no reason to wait
-                deadline = 0.0
-            while not self._stopping and self._sources_like(first) < self._settings.max_batch:
+            expected = min(self._expected, self._settings.max_batch)
+            while not self._stopping and self._queued < expected:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 self._changed.wait(remaining)
             return self._take(first.key)
 
-    def _sources_like(self, first: _Job) -> int:
-        return sum(len(job.items) for job in self._pending if job.key == first.key)
+    def _freed(self, answered: int) -> None:
+        """A model call that answered ``answered`` sources has ended. Closed-loop clients
+        send their next request as soon as they have their answer, and the requests that
+        queued during the call are waiting already: the next call waits for both, not for
+        a full batch that nobody is sending (nor, alone, for the first to come back)."""
+        with self._changed:
+            self._free_since = time.monotonic()
+            self._expected = answered + self._queued
 
     def _take(self, key: Hashable) -> list[_Job]:
         """The oldest request, then the next ones with its key while they fit (the first
@@ -180,14 +187,14 @@ class Batcher:
             results = self._run(jobs[0].key, items) if items else []
         except Exception as exc:  # each request alone, so an error finds its own request
             if len(jobs) == 1:
-                self._free_since = time.monotonic()
+                self._freed(answered=len(items))
                 jobs[0].future.set_exception(exc)
             else:
                 for job in jobs:
                     self._decode([job])
             return
         # Free before the answers go: a client answered may send its next request at once.
-        self._free_since = time.monotonic()
+        self._freed(answered=len(items))
         start = 0
         for job in jobs:
             job.future.set_result(results[start:start + len(job.items)])

@@ -58,7 +58,7 @@ def serve(options: ServeOptions, on_ready: Callable[[Ready], None]) -> None:
     api_key = read_api_key(options.api_key_file) if options.api_key_file else None
     import uvicorn
 
-    from seq2seq_cli.serving.app import Service, create_app
+    from seq2seq_cli.serving.app import App, Service
     from seq2seq_cli.serving.backend import load_backend
 
     service = Service(lambda: load_backend(options.target, options.device, options.threads),
@@ -68,7 +68,7 @@ def serve(options: ServeOptions, on_ready: Callable[[Ready], None]) -> None:
     except UserError:
         service.close()
         raise
-    config = uvicorn.Config(create_app(service, api_key), lifespan="off",
+    config = uvicorn.Config(App(service, api_key), interface="asgi3", lifespan="off",
                             access_log=options.access_log,
                             timeout_graceful_shutdown=max(1, round(options.shutdown_timeout)))
     host, port = listener.getsockname()[:2]
@@ -86,10 +86,9 @@ def serve(options: ServeOptions, on_ready: Callable[[Ready], None]) -> None:
 def require_extra() -> None:
     try:
         import prometheus_client  # noqa: F401
-        import starlette  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError:
-        raise UserError("seq2seq serve needs the `serve` extra (starlette, uvicorn, "
+        raise UserError("seq2seq serve needs the `serve` extra (uvicorn and "
                         f"prometheus_client): {INSTALL_HINT}") from None
 
 
