@@ -273,7 +273,7 @@ class App:
     (or the metrics' text), counted and timed."""
 
     def __init__(self, service: Service, api_key: bytes | None = None):
-        self.service, self.api_key, self.telemetry = service, api_key, service.telemetry
+        self.api_key, self.telemetry = api_key, service.telemetry
         self.endpoints: dict[str, tuple[str, Callable[[Scope, Receive], Awaitable[Reply]]]] = {
             "/translate": ("POST", service.translate), "/score": ("POST", service.score),
             "/health": ("GET", service.health), "/model": ("GET", service.model),
