@@ -77,7 +77,7 @@ def json_reply(content: Any, status: int = 200, headers: dict[str, str] | None =
                ) -> Reply:
     body = json.dumps(content, ensure_ascii=False, allow_nan=False,
                       separators=(",", ":")).encode("utf-8")
-    return Reply(status, body, tuple((name.lower().encode("latin-1"), value.encode("latin-1"))
+    return Reply(status, body, tuple((name.encode("latin-1"), value.encode("latin-1"))
                                      for name, value in (headers or {}).items()))
 
 
@@ -274,28 +274,30 @@ class App:
 
     def __init__(self, service: Service, api_key: bytes | None = None):
         self.api_key, self.telemetry = api_key, service.telemetry
-        self.endpoints: dict[str, tuple[str, Callable[[Scope, Receive], Awaitable[Reply]]]] = {
-            "/translate": ("POST", service.translate), "/score": ("POST", service.score),
-            "/health": ("GET", service.health), "/model": ("GET", service.model),
-            "/metrics": ("GET", service.metrics)}
+        read = ("GET", "HEAD")  # uvicorn leaves out the body of an answer to HEAD
+        self.endpoints: dict[str, tuple[tuple[str, ...],
+                                        Callable[[Scope, Receive], Awaitable[Reply]]]] = {
+            "/translate": (("POST",), service.translate), "/score": (("POST",), service.score),
+            "/health": (read, service.health), "/model": (read, service.model),
+            "/metrics": (read, service.metrics)}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # no lifespan (uvicorn runs without it), no websockets
             return
         started = time.perf_counter()
         reply = await self.answer(scope, receive)
-        await reply.send(send)  # uvicorn leaves out the body of an answer to HEAD
+        await reply.send(send)
         self.telemetry.answered(scope["path"], reply.status, time.perf_counter() - started)
 
     async def answer(self, scope: Scope, receive: Receive) -> Reply:
         try:
             return await self.route(scope, receive)
         except RequestError as exc:
-            self.telemetry.errors.labels(exc.kind).inc()
+            self.telemetry.refused(exc.kind)
             return json_reply(exc.body(), exc.status, exc.headers)
         except Exception:
             LOG.exception("the server failed on a request")
-            self.telemetry.errors.labels("internal").inc()
+            self.telemetry.refused("internal")
             return json_reply({"error": "internal", "message": "the server failed on this "
                                "request; its log says why"}, 500)
 
@@ -307,10 +309,10 @@ class App:
         if path not in self.endpoints:
             raise RequestError(404, "not_found", f"no endpoint {path}; the endpoints are "
                                "/translate, /score, /health, /model and /metrics")
-        allowed, endpoint = self.endpoints[path]
-        if method != allowed and not (method == "HEAD" and allowed == "GET"):
+        methods, endpoint = self.endpoints[path]
+        if method not in methods:
             raise RequestError(405, "method_not_allowed", f"{method} is not allowed on {path}",
-                               headers={"Allow": "GET, HEAD" if allowed == "GET" else allowed})
+                               headers={"Allow": ", ".join(methods)})
         return await endpoint(scope, receive)
 
     def allowed(self, scope: Scope) -> bool:

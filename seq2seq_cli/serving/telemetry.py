@@ -44,6 +44,9 @@ class Telemetry:
     def watch_queue(self, length: Callable[[], int]) -> None:
         self.queue.set_function(length)
 
+    def refused(self, kind: str) -> None:
+        self._child(self.errors, kind).inc()
+
     def received(self, endpoint: str, sources: int) -> None:
         self._child(self.sources, endpoint).inc(sources)
 
