@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORPUS ?= ../shared/data/fra-eng.tsv
 
-.PHONY: install test lint docs demo bench bench-quality bench-workflow bench-soak data clean
+.PHONY: install test test-avx2 lint docs demo bench bench-quality bench-workflow bench-soak data clean
 
 install: $(STAMP)
 
@@ -19,6 +19,12 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The numerics-sensitive tests again with PyTorch, oneDNN and MKL limited to AVX2, as on a
+# CPU without AVX-512 (most laptops and cloud VMs): results must hold on both.
+AVX2_ONLY := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2
+test-avx2: $(STAMP)
+	$(AVX2_ONLY) $(BIN)/python -m pytest -q -m numerics
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -210,9 +210,24 @@ def _process_alone(workdir: Path) -> Check:
                  f"{one / 1e6:,.0f} → {two / 1e6:,.0f} MB (+{(two - one) / 1e6:,.0f} MB)")
 
 
+def _summary_rows(lines: list[str]) -> list[int]:
+    """Indices of the rows of the summary table (below its header), in order."""
+    start = next((i for i, line in enumerate(lines) if line == "## Summary"), None)
+    if start is None:
+        return []
+    first = next((i for i in range(start + 1, len(lines))
+                  if lines[i].startswith(("|", "## "))), len(lines))
+    if first == len(lines) or lines[first].startswith("## "):
+        return []
+    end = first
+    while end + 1 < len(lines) and lines[end + 1].startswith("|"):
+        end += 1
+    return list(range(first + 2, end + 1))  # past the header and the |---| line
+
+
 def replace_section(path: Path, section: Section) -> None:
     """Put ``section`` into an existing BENCHMARKS.md: its summary rows and its block."""
-    from report import ANALYSIS_MARKER, verdict
+    from report import ANALYSIS_MARKER, section_number, verdict
 
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
     generated, marker, analysis = text.partition(ANALYSIS_MARKER)
@@ -224,16 +239,23 @@ def replace_section(path: Path, section: Section) -> None:
         block_end = next((i for i in range(block_start + 1, len(lines))
                           if lines[i].startswith("## ")), len(lines))
         del lines[block_start:block_end]
+    while lines and not lines[-1]:
+        lines.pop()
+    # Both go in section order: the rows into the summary table, the block before the
+    # first section with a higher number.
+    number = section_number(section.title)
     rows = [f"| {section.title}: {c.name} | {c.measured} | {c.target or '—'} | "
             f"{verdict(c.met)} | {section.load_text} |" for c in section.checks]
-    summary_end = max((i for i, line in enumerate(lines) if line.startswith("| ")),
-                      default=len(lines) - 1)
-    lines[summary_end + 1:summary_end + 1] = rows
+    table = _summary_rows(lines)
+    row_at = next((i for i in table if section_number(lines[i][2:]) > number),
+                  table[-1] + 1 if table else len(lines))
+    lines[row_at:row_at] = rows
     block = ["", f"## {section.title}", "", *section.details, "",
              f"Other processes used {section.load_text} of the machine's CPU meanwhile."]
-    insert_at = next((i for i, line in enumerate(lines) if line.startswith("## Analysis")),
-                     len(lines))
-    lines[insert_at:insert_at] = block
+    block_at = next((i - 1 for i, line in enumerate(lines)
+                     if line.startswith("## ") and section_number(line[3:]) > number),
+                    len(lines))
+    lines[block_at:block_at] = block
     path.write_text("\n".join(lines).rstrip("\n") + "\n" + ("\n" + marker + analysis
                                                             if marker else ""),
                     encoding="utf-8")

@@ -30,7 +30,7 @@ from flops import epoch_steps
 from large_corpus import large_corpus_section
 from machine import OtherLoad, cores, machine_info
 from processes import help_section, memory_section
-from report import Section, markdown, print_table, write_markdown
+from report import Section, markdown, print_table, section_number, write_markdown
 from seq2seq_cli.data.corpus import load_corpus
 from serve import CLIENTS, serve_section
 from serve import Plan as ServePlan
@@ -133,7 +133,7 @@ def run_benchmarks(corpus: Path, plan: Plan, workdir: Path) -> list[Section]:
     for section in attention:
         section.other_load = load.share
     sections += attention
-    return sorted(sections, key=lambda section: section.title)
+    return sorted(sections, key=lambda section: section_number(section.title))
 
 
 def measured(benchmark: Callable[[], Section]) -> Section:

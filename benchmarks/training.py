@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from flops import EpochSteps, training_flops
-from machine import cores, matmul_gflops, median, native_bf16_flags
+from machine import cores, cpuinfo_field, matmul_gflops, median, native_bf16_flags
 from report import Check, Section
 from seq2seq_cli.config import Config, load_config
 from seq2seq_cli.run_dir import RunDirectory
@@ -206,5 +206,22 @@ def bf16_section(runs: dict[str, list[Run]], epochs: int) -> Section:
     ]
     details = ["`train.precision: bf16` (CPU autocast) against fp32, both with "
                "batching=mixed; no target, reported only.", "",
-               *_per_repeat({k: runs[k] for k in (LENGTH, BF16)})]
+               *_per_repeat({k: runs[k] for k in (LENGTH, BF16)}), "",
+               BF16_KERNELS + " " + _bf16_here(flags)]
     return Section("6. bf16 autocast", checks, details)
+
+
+BF16_KERNELS = ("`train.precision: bf16` needs a bf16 LSTM kernel: oneDNN has one only from "
+                "AVX-512 on (fast only with AVX-512 BF16 or AMX), cuDNN from Ampere on. "
+                "Elsewhere the run trains in fp32 after one warning line and its header says "
+                "\"fp32\" ([docs/training.md](docs/training.md#bf16) explains).")
+
+
+def _bf16_here(native: list[str]) -> str:
+    """Which of those cases this CPU is, so the figures above are read as what they are."""
+    if native:
+        return f"This CPU has native bf16 ({', '.join(native)}): the bf16 rows ran natively."
+    if "avx512f" in cpuinfo_field("flags").split():
+        return ("This CPU has AVX-512 without native bf16: the bf16 rows ran on oneDNN's "
+                "emulation.")
+    return "This CPU has no AVX-512: the bf16 rows trained in fp32."

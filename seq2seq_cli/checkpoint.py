@@ -30,8 +30,9 @@ FORMAT = "seq2seq-cli checkpoint"
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format", "format_version", "config", "vocab", "model", "epoch", "lengths")
 # Optional keys kept in Checkpoint.extra: wall-clock time spent (train.max_minutes of a
-# resumed run), and what an averaged checkpoint was made of.
-EXTRA_KEYS = ("elapsed_seconds", "averaged_from")
+# resumed run), the CPU threads it trained with (a resume keeps them), and what an
+# averaged checkpoint was made of.
+EXTRA_KEYS = ("elapsed_seconds", "threads", "averaged_from")
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:

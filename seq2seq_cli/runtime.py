@@ -1,13 +1,14 @@
-"""Where computation runs: device choice, CPU threads and the torchrun process group."""
+"""Where computation runs: device choice, CPU threads and the arithmetic (precision)."""
 
 from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 
 import torch
 
-from seq2seq_cli.errors import UserError
+from seq2seq_cli.errors import ConfigError, UserError
 
 
 def resolve_device(name: str) -> torch.device:
@@ -32,15 +33,20 @@ def resolve_device(name: str) -> torch.device:
     raise UserError(f"device {name!r}: choose one of auto, cpu, cuda, cuda:N, mps")
 
 
-def configure_threads(threads: int | None, world_size: int = 1) -> int:
-    """Set intra-op threads: the configured number, or the idle cores shared among processes.
+def configure_threads(threads: int | None, world_size: int = 1,
+                      recorded: int | None = None) -> int:
+    """Set intra-op threads: the configured number, else the count a resumed run recorded
+    (``recorded``), else the idle cores shared among processes.
+
+    A resumed run keeps its count because sums split over another number of threads round
+    differently: the run would go on with other numbers in the last digits.
 
     Counting only idle cores matters more than it seems: an LSTM step is many small
     parallel regions, and each waits for its slowest thread, so one thread that shares a
     core with another job makes a 2-thread epoch several times slower than a 1-thread one.
     """
     if threads is None:
-        threads = max(1, idle_cores() // max(1, world_size))
+        threads = recorded or max(1, idle_cores() // max(1, world_size))
     torch.set_num_threads(threads)
     return threads
 
@@ -81,3 +87,54 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+# ---------------------------------------------------------------- precision
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class Precision:
+    """The arithmetic a run asked for (train.precision) and the one it gets here."""
+
+    requested: str
+    running: str
+    reason: str | None = None  # why running differs from requested
+
+    @property
+    def fell_back(self) -> bool:
+        return self.running != self.requested
+
+
+def resolve_precision(requested: str, device: torch.device) -> Precision:
+    """fp16 needs CUDA (a config error elsewhere); bf16 runs where this device has a bf16
+    LSTM, and falls back to fp32 where it has none (oneDNN has none on a CPU without
+    AVX-512, nor has cuDNN on a GPU older than Ampere). Tried, not looked up: a tiny LSTM
+    goes forward and backward once under autocast."""
+    if requested == "fp16" and device.type != "cuda":
+        raise ConfigError("train.precision = 'fp16' needs a CUDA device; use bf16 or fp32 "
+                          f"on the {device.type.upper()}")
+    if requested == "fp32":
+        return Precision(requested, requested)
+    failure = autocast_lstm_failure(AUTOCAST_DTYPES[requested], device)
+    if failure is None:
+        return Precision(requested, requested)
+    return Precision(requested, "fp32", f"this {device.type.upper()} has no {requested} LSTM "
+                     f"in PyTorch ({failure})")
+
+
+def autocast_lstm_failure(dtype: torch.dtype, device: torch.device) -> str | None:
+    """None if an LSTM trains under autocast to ``dtype`` on ``device``, else the first
+    line of the error it raised. The global RNG is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        lstm = torch.nn.LSTM(2, 2, num_layers=2, bidirectional=True, batch_first=True)
+        lstm = lstm.to(device)
+    inputs = torch.ones(1, 2, 2, device=device)  # (batch, steps, features)
+    try:
+        with torch.autocast(device.type, dtype=dtype):
+            outputs, _ = lstm(inputs)  # (1, 2, 4)
+        outputs.float().sum().backward()
+    except RuntimeError as exc:
+        return (str(exc).splitlines() or [type(exc).__name__])[0].split(". Run ")[0]
+    return None

@@ -10,6 +10,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 FRA_ENG = ROOT.parent / "shared" / "data" / "fra-eng.tsv"
+# PyTorch, oneDNN and MKL limited to AVX2, as on a CPU without AVX-512 (.ci/run also runs
+# the numerics-sensitive tests so).
+AVX2_ONLY = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+             "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
 
 # Twenty short pairs a latent_dim-32 model can learn by heart in a few seconds.
 TOY_PAIRS = [

@@ -26,6 +26,7 @@ from seq2seq_cli.training.events import RunStarted
 from seq2seq_cli.training.loop import train_from_config
 
 from .conftest import write_config
+from .tolerance import about
 
 runner = CliRunner()
 
@@ -459,6 +460,7 @@ BEFORE_THE_STORE = {
 }
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("batching", sorted(BEFORE_THE_STORE))
 def test_a_run_trains_exactly_as_before_the_store(tmp_path, awkward, batching):
     from seq2seq_cli.config import config_from_dict
@@ -472,7 +474,7 @@ def test_a_run_trains_exactly_as_before_the_store(tmp_path, awkward, batching):
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     measured = [value for m in map(json.loads, lines) for value in (m["loss"], m["val_loss"])]
     before = [value for pair in BEFORE_THE_STORE[batching] for value in pair]
-    assert measured == pytest.approx(before, rel=1e-6)
+    assert measured == about(before)
 
 
 @pytest.mark.parametrize("written, meant", [("off", "off"), ("no", "off"), ("false", "off"),

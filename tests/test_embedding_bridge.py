@@ -295,6 +295,7 @@ def test_dot_attention_with_another_decoder_width_exits_2_naming_both_keys(tmp_p
     assert CliRunner().invoke(app, ["inspect-params", str(fine)]).exit_code == 0
 
 
+@pytest.mark.numerics
 def test_a_checkpoint_from_before_loads_without_the_new_layers():
     trained = load_trained_model(FIXTURES / "v1-bidirectional-dates.pt")
     model = trained.model

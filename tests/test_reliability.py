@@ -31,7 +31,7 @@ from seq2seq_cli.config import load_config
 from seq2seq_cli.errors import CheckpointError
 from seq2seq_cli.training.loop import train_from_config
 
-from .conftest import TOY_PAIRS, write_config, write_tsv
+from .conftest import ROOT, TOY_PAIRS, write_config, write_tsv
 from .test_train import _assert_same_params, _metrics, _params, _untimed
 
 runner = CliRunner()
@@ -526,3 +526,62 @@ def test_forged_model_size_is_refused_before_anything_is_allocated(tmp_path, tin
     result = runner.invoke(app, ["translate", str(run), "one"])
     assert result.exit_code == 2
     assert "do not match the model" in result.stderr
+
+
+# ---------------------------------------------------------------- 2b. the thread count
+
+
+def _resolved_threads(output: str) -> str:
+    """The run's header names the threads it trains with: 'cpu (N threads, ...)'."""
+    header = output.splitlines()[0]
+    return header.split("cpu (", 1)[1].split(" threads", 1)[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs two CPU cores and Linux's CPU affinity")
+def test_a_run_killed_while_the_idle_cores_change_resumes_with_its_own_threads(tmp_path):
+    """train.threads: null counts the idle cores when a run starts; a resume must go on
+    with the count the run started with, or its sums round differently from there on."""
+    cores = sorted(os.sched_getaffinity(0))[:2]  # training sees two cores
+    corpus = ROOT / "data" / "dates.tsv"
+    config = write_config(tmp_path / "c.yaml", {
+        "data": {"path": str(corpus), "num_samples": 200, "val_fraction": 0.1,
+                 "test_fraction": 0.1},
+        # Wide enough that one and two threads give other sums (checked below).
+        "model": {"latent_dim": 64},
+        "train": {"epochs": 40, "batch_size": 32, "eval_samples": 4, "show_samples": 0,
+                  "patience": None, "plot": False, "threads": None}})
+
+    def train(run: Path, *extra: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "seq2seq_cli", "train", str(config), "--run-dir", str(run),
+             "--device", "cpu", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, preexec_fn=lambda: os.sched_setaffinity(0, cores))
+
+    neighbour = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:  # a busy neighbour: one of the two cores is idle
+        straight = train(tmp_path / "straight")
+        out, err = straight.communicate(timeout=300)
+        assert straight.returncode == 0, err
+        assert _resolved_threads(out) == "1"
+        killed = train(tmp_path / "run")
+        _wait_for(tmp_path / "run" / "metrics.jsonl", killed)  # epoch 1 saved
+        killed.kill()
+        killed.communicate(timeout=60)
+    finally:
+        neighbour.kill()
+        neighbour.wait()
+    assert killed.returncode == -signal.SIGKILL
+    resumed = train(tmp_path / "run", "--resume")  # the neighbour gone: both cores idle
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert _resolved_threads(out) == "1"
+    assert _untimed(_metrics(tmp_path / "run")) == _untimed(_metrics(tmp_path / "straight"))
+    # The check has teeth: two threads from the start give other losses.
+    two = subprocess.run(
+        [sys.executable, "-m", "seq2seq_cli", "train", str(config), "--run-dir",
+         str(tmp_path / "two"), "--device", "cpu", "--quiet", "--set", "train.threads=2",
+         "--set", "train.epochs=3"], capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr
+    assert ([m["val_loss"] for m in _metrics(tmp_path / "two")]
+            != [m["val_loss"] for m in _metrics(tmp_path / "straight")[:3]])

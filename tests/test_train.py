@@ -1,6 +1,10 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +21,12 @@ from seq2seq_cli.data.vocabulary import build_vocabularies
 from seq2seq_cli.errors import UserError
 from seq2seq_cli.inference.search import translate_texts
 from seq2seq_cli.model.seq2seq import build_model
+from seq2seq_cli.runtime import resolve_precision
 from seq2seq_cli.training.events import EpochEnded, RunStarted, TrainingStopped
 from seq2seq_cli.training.loop import train_from_config
 from seq2seq_cli.training.step import sequence_loss
 
-from .conftest import TOY_PAIRS, write_config, write_tsv
+from .conftest import AVX2_ONLY, TOY_PAIRS, write_config, write_tsv
 
 runner = CliRunner()
 METRIC_KEYS = {"epoch", "step", "loss", "val_loss", "char_accuracy", "exact_match", "chrf",
@@ -460,6 +465,7 @@ def test_validation_and_test_files_are_used_whole(tmp_path):
     assert report["n"] == result.test_pairs == 2
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("batching", ["mixed", "length", "pad_to_max"])
 def test_every_batching_trains_in_fp32_and_bf16(tmp_path, batching):
     for precision in ("fp32", "bf16"):
@@ -470,6 +476,59 @@ def test_every_batching_trains_in_fp32_and_bf16(tmp_path, batching):
         assert result.epochs_completed == 1 and np.isfinite(result.best_val_loss)
 
 
+@pytest.mark.numerics
+def test_the_run_reports_the_precision_that_runs(tmp_path):
+    events = []
+    config = load_config(_config(tmp_path, epochs=1, precision="bf16"))
+    train_from_config(config, tmp_path / "run", device="cpu", on_event=events.append)
+    started = next(e for e in events if isinstance(e, RunStarted))
+    expected = resolve_precision("bf16", torch.device("cpu"))
+    assert (started.precision, started.precision_fallback) == (expected.running,
+                                                              expected.reason)
+    assert started.precision in ("bf16", "fp32")
+    assert (started.precision == "fp32") == (started.precision_fallback is not None)
+
+
+@pytest.mark.numerics
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
+                    reason="the AVX2-only setting concerns x86-64 CPUs")
+def test_bf16_on_a_cpu_without_a_bf16_lstm_trains_in_fp32_after_one_warning(tmp_path):
+    """PyTorch's oneDNN has no bf16 LSTM below AVX-512: what a user on such a CPU gets."""
+    config = _config(tmp_path, epochs=2)
+    runs = {}
+    for precision in ("bf16", "fp32"):
+        runs[precision] = subprocess.run(
+            [sys.executable, "-m", "seq2seq_cli", "train", str(config), "--run-dir",
+             str(tmp_path / precision), "--device", "cpu", "--set",
+             f"train.precision={precision}"],
+            capture_output=True, text=True, timeout=300, env={**os.environ, **AVX2_ONLY})
+        assert runs[precision].returncode == 0, runs[precision].stderr
+    fallback = runs["bf16"]
+    assert "Traceback" not in fallback.stderr
+    warnings = [line for line in fallback.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "no bf16 LSTM" in warnings[0], fallback.stderr
+    assert warnings[0].endswith("training in fp32")
+    assert "threads, fp32)" in fallback.stdout.splitlines()[0]
+    assert "warning" not in runs["fp32"].stderr
+    # It really trained in fp32: every number as the fp32 run's.
+    assert _untimed(_metrics(tmp_path / "bf16")) == _untimed(_metrics(tmp_path / "fp32"))
+    report = subprocess.run(
+        [sys.executable, "-m", "seq2seq_cli", "inspect-data", str(config), "--set",
+         "train.precision=bf16", "--format", "json"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, **AVX2_ONLY})
+    precision = json.loads(report.stdout)["precision"]
+    assert precision["requested"] == "bf16" and precision["running"] == "fp32"
+    assert "no bf16 LSTM" in precision["reason"]
+
+
+@pytest.mark.numerics
+def test_fp32_is_never_tried_and_fp16_needs_cuda():
+    assert resolve_precision("fp32", torch.device("cpu")).reason is None
+    with pytest.raises(UserError, match="fp16.*CUDA"):
+        resolve_precision("fp16", torch.device("cpu"))
+
+
+@pytest.mark.numerics
 def test_fp16_on_the_cpu_is_a_config_error(tmp_path):
     config = load_config(_config(tmp_path, epochs=1, precision="fp16"))
     with pytest.raises(UserError, match="fp16"):

@@ -212,10 +212,15 @@ class TrainConfig:
                                  "the cores less the tasks other processes keep running "
                                  "when training starts, at least 1, shared among "
                                  "processes: a thread that shares its core with another "
-                                 "job slows every step several times).",
+                                 "job slows every step several times). The run records "
+                                 "the count and --resume keeps it unless this is set. "
+                                 "Sums round differently on another count: runs meant to "
+                                 "be equal to the last digit pin this.",
                                  min=1)
-    precision: str = option("fp32", "Arithmetic: bf16 uses autocast on CPU and CUDA; fp16 "
-                            "only on CUDA.", choices=("fp32", "bf16", "fp16"))
+    precision: str = option("fp32", "Arithmetic: bf16 uses autocast on CPU and CUDA where "
+                            "PyTorch has a bf16 LSTM there (CPUs with AVX-512, GPUs from "
+                            "Ampere on); elsewhere the run trains in fp32 after one "
+                            "warning. fp16 only on CUDA.", choices=("fp32", "bf16", "fp16"))
     batching: str = option("mixed", "`mixed`: each batch of batch_size rows joins a few "
                            "random pieces of equal source length, each encoded unpadded "
                            "(exact encoder states, varied batches); `length`: one source "

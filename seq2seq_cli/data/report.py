@@ -16,6 +16,8 @@ from seq2seq_cli.data import units
 from seq2seq_cli.data.corpus import Corpus, load_corpus
 from seq2seq_cli.data.encode_files import LoadProgress
 from seq2seq_cli.data.vocabulary import Vocabulary
+from seq2seq_cli.errors import ConfigError
+from seq2seq_cli.runtime import resolve_device, resolve_precision
 
 FLOAT32_BYTES = 4
 INDEX_BYTES_PER_TEXT = 16  # an int64 start and an int64 length per text
@@ -65,7 +67,20 @@ def inspect_data(config: Config, *, progress: LoadProgress | None = None) -> dic
                             "total": index_bytes + batch_bytes},
         "memory_ratio": full_bytes / (index_bytes + batch_bytes),
         "load": _load(corpus),
+        "precision": _precision(config.train.precision),
     }
+
+
+def _precision(requested: str) -> dict[str, Any]:
+    """The arithmetic ``seq2seq train`` would run on this machine's default device."""
+    device = resolve_device("auto")
+    try:
+        found = resolve_precision(requested, device)
+    except ConfigError as exc:  # fp16 without CUDA: train refuses it
+        return {"requested": requested, "running": None, "device": device.type,
+                "reason": str(exc)}
+    return {"requested": requested, "running": found.running, "device": device.type,
+            "reason": found.reason}
 
 
 def _load(corpus: Corpus) -> dict[str, Any]:

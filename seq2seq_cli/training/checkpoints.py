@@ -83,7 +83,7 @@ def checkpoint_of(trainer: Trainer) -> Checkpoint:
     return Checkpoint(trainer.config, trainer.vocabs, trainer.model.state_dict(), p.epoch,
                       int(trainer.train_pairs.source.lengths.max()),
                       int(trainer.train_pairs.target.lengths.max()), training,
-                      {"elapsed_seconds": elapsed_seconds(trainer)})
+                      {"elapsed_seconds": elapsed_seconds(trainer), "threads": trainer.threads})
 
 
 def restore(trainer: Trainer, checkpoint: Checkpoint) -> None:

@@ -34,6 +34,8 @@ class RunStarted:
     unseen_characters: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())  # source, target
     corpus_load: LoadReport | None = None  # how long the corpus took, and from where
     units: tuple[str, str] = ("characters", "characters")  # data.source_units, target_units
+    precision: str = "fp32"  # the arithmetic that runs (train.precision, or its fallback)
+    precision_fallback: str | None = None  # why it is not train.precision
 
 
 @dataclass(frozen=True)

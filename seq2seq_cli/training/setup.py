@@ -28,7 +28,7 @@ from seq2seq_cli.data.vocabulary import Vocabularies
 from seq2seq_cli.errors import CheckpointError, ConfigError, DataError
 from seq2seq_cli.model.seq2seq import build_model
 from seq2seq_cli.run_dir import RunDirectory
-from seq2seq_cli.runtime import configure_threads
+from seq2seq_cli.runtime import configure_threads, resolve_precision
 from seq2seq_cli.training.checkpoints import restore
 from seq2seq_cli.training.distributed import Distributed
 from seq2seq_cli.training.events import CorpusLoading, EventHandler, RunStarted
@@ -42,11 +42,12 @@ def setup_trainer(config: Config, run: RunDirectory, resume: bool, overwrite: bo
                   should_stop: Callable[[], bool]) -> Trainer:
     """Check, load and lay out everything; rank 0 holds the run directory's lock in
     ``run_lock`` until training ends."""
-    check_precision(config, dist.device)  # before anything is written
+    precision = resolve_precision(config.train.precision, dist.device)  # nothing written yet
     if config.train.tensorboard:
         check_available()
-    threads = configure_threads(config.train.threads, dist.local_world_size)
     resumed = dist.from_main(lambda: check_run_dir(config, run, resume, overwrite, run_lock))
+    threads = configure_threads(config.train.threads, dist.local_world_size,
+                                recorded=resumed_threads(resumed))
     if resumed is not None:
         config = replace(resumed.config, train=config.train)  # data and model checked equal
     corpus = load_corpus(config.data, progress=lambda done, total: on_event(
@@ -61,6 +62,7 @@ def setup_trainer(config: Config, run: RunDirectory, resume: bool, overwrite: bo
     if resumed is None:
         dist.from_main(lambda: lay_out_run(run, overwrite, config, vocabs, run_lock))
     trainer = build_trainer(config, run, vocabs, corpus, dist, on_event, should_stop)
+    trainer.precision, trainer.threads = precision.running, threads
     if resumed is not None:
         restore(trainer, resumed)
     elif start is not None:
@@ -74,8 +76,16 @@ def setup_trainer(config: Config, run: RunDirectory, resume: bool, overwrite: bo
                         config.train.validate_every,
                         resolve_checkpoint(config.train.init_from) if start else None,
                         corpus.unseen_characters(vocabs) if start else ((), ()),
-                        corpus.load, (config.data.source_units, config.data.target_units)))
+                        corpus.load, (config.data.source_units, config.data.target_units),
+                        precision.running, precision.reason))
     return trainer
+
+
+def resumed_threads(resumed: Checkpoint | None) -> int | None:
+    """The thread count the resumed run trained with (None for a new run, or a checkpoint
+    written before runs recorded it)."""
+    threads = resumed.extra.get("threads") if resumed is not None else None
+    return threads if isinstance(threads, int) and threads >= 1 else None
 
 
 def fine_tuning_start(config: Config) -> Checkpoint | None:
@@ -156,9 +166,3 @@ def build_trainer(config: Config, run: RunDirectory, vocabs: Vocabularies, corpu
                    EncodedPairs.from_pairs(corpus.val, vocabs), corpus.val, corpus.test,
                    model, dist.wrap(model), optimizer, schedule, scaler, dist.device, dist,
                    on_event, should_stop)
-
-
-def check_precision(config: Config, device: torch.device) -> None:
-    if config.train.precision == "fp16" and device.type != "cuda":
-        raise ConfigError("train.precision = 'fp16' needs a CUDA device; use bf16 or fp32 "
-                          "on the CPU")

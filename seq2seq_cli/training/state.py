@@ -72,6 +72,8 @@ class Trainer:
     elapsed_before: float = 0.0  # seconds spent on this run by earlier invocations
     started: float = 0.0  # clock() when this invocation began to train
     log: ExperimentLog = field(default_factory=lambda: ExperimentLog(None))
+    precision: str = "fp32"  # what runs: train.precision, or fp32 where it has no LSTM here
+    threads: int = 1  # CPU threads per process, recorded so that a resume keeps them
 
 
 # ---------------------------------------------------------------- budgets

@@ -15,6 +15,7 @@ from torch import nn
 from seq2seq_cli.data.batching import IGNORE_INDEX, Batch, make_batch
 from seq2seq_cli.data.encoded import EncodedPairs
 from seq2seq_cli.inference.search import BOS_CLASS
+from seq2seq_cli.runtime import AUTOCAST_DTYPES
 from seq2seq_cli.training.state import Trainer
 
 
@@ -96,8 +97,7 @@ def to_device(trainer: Trainer, batch: Batch) -> tuple[torch.Tensor | None, ...]
 
 
 def autocast(trainer: Trainer) -> contextlib.AbstractContextManager:
-    precision = trainer.config.train.precision
-    if precision == "fp32":
+    """Autocast to the precision that runs (train.precision unless it fell back)."""
+    if trainer.precision == "fp32":
         return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(trainer.device.type, dtype=dtype)
+    return torch.autocast(trainer.device.type, dtype=AUTOCAST_DTYPES[trainer.precision])

@@ -37,6 +37,11 @@ def _summary_table(r: dict[str, Any]) -> Table:
                   f"{load['pairs_per_second']:,} pairs/s; cache {load['cache']}")
     if load["cache_path"]:
         table.add_row("corpus store", home_as_tilde(load["cache_path"]))
+    precision = r["precision"]
+    table.add_row(f"precision on the {precision['device'].upper()}",
+                  f"{precision['running'] or 'refused'}"
+                  + (f" ({precision['requested']} asked: {precision['reason']})"
+                     if precision["reason"] else ""))
     table.add_row("split train / val / test",
                   f"{splits['train']:,} / {splits['val']:,} / {splits['test']:,}")
     for split, path in r["split_files"].items():

@@ -132,6 +132,11 @@ class TrainView:
                 self.accuracy_label = "symbol_acc"
             if (source_units, target_units) != ("characters", "characters"):
                 self.speed_label = "units/s"
+            if event.precision_fallback is not None and not self.silent:
+                # On stderr even with --quiet: the run is not what its config asked for.
+                self.errors.print(f"warning: train.precision: {event.precision_fallback}; "
+                                  f"training in {event.precision}", highlight=False,
+                                  soft_wrap=True)
         if self.quiet:
             return
         if isinstance(event, CorpusLoading):
@@ -152,7 +157,8 @@ class TrainView:
         self.console.print(
             f"run {e.run_dir}: {e.train_pairs:,} train / {e.val_pairs:,} val / "
             f"{e.test_pairs:,} test pairs, {e.batches_per_epoch:,} batches per epoch, "
-            f"{e.parameters:,} parameters, {e.device} ({e.threads} threads{processes}){resumed}",
+            f"{e.parameters:,} parameters, {e.device} ({e.threads} threads{processes}, "
+            f"{e.precision}){resumed}",
             highlight=False, soft_wrap=True)
         if e.corpus_load is not None:
             self.console.print(_corpus_note(e.corpus_load), highlight=False, soft_wrap=True)
