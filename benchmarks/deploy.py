@@ -17,8 +17,8 @@ from machine import cores, median
 from processes import failure, peak_rss
 from report import Check, Section
 from seq2seq_cli import Translator
-from seq2seq_cli.inference.export import export_model
-from seq2seq_cli.inference.onnx_runner import OnnxTranslator
+from seq2seq_cli.deploy.export import export_model
+from seq2seq_cli.deploy.onnx_runner import OnnxTranslator
 
 RSS_RATIO_TARGET = 1 / 3
 SINGLE_SENTENCES = 200

@@ -229,8 +229,8 @@ def backends(model: Path, workdir: Path, threads: int) -> dict[str, tuple[Path, 
     import torch
 
     from seq2seq_cli import Translator
-    from seq2seq_cli.inference.export import export_model
-    from seq2seq_cli.inference.onnx_runner import OnnxTranslator
+    from seq2seq_cli.deploy.export import export_model
+    from seq2seq_cli.deploy.onnx_runner import OnnxTranslator
 
     torch.set_num_threads(threads)
     exported = export_model(model, workdir / "export-onnx")

@@ -16,7 +16,7 @@ from seq2seq_cli import Translator
 from seq2seq_cli.checkpoint import Checkpoint, write_checkpoint
 from seq2seq_cli.cli import app
 from seq2seq_cli.config import Config, ModelConfig
-from seq2seq_cli.inference.export import export_model
+from seq2seq_cli.deploy.export import export_model
 from tests.test_attention import attention_model
 from tests.test_decode import mixed_sources, random_model
 
@@ -104,8 +104,8 @@ def test_an_encoder_given_the_lengths_gives_the_bytes_of_one_call_per_length(
     """Format 2: a batch of mixed lengths is encoded in one call (ONNX's sequence_lens);
     an export written without it (format 1, one encoder call per length) still loads and
     gives the same bytes."""
-    from seq2seq_cli.inference import export as export_module
-    from seq2seq_cli.inference.onnx_runner import OnnxTranslator
+    from seq2seq_cli.deploy import export as export_module
+    from seq2seq_cli.deploy.onnx_runner import OnnxTranslator
 
     run = saved(tmp_path, "run", options)
     one_call = OnnxTranslator.load(export_model(run, tmp_path / "v2"))
@@ -128,7 +128,7 @@ def test_greedy_rows_leave_the_batch_as_their_outputs_end(tmp_path):
     """A batch is fed fewer rows once outputs end, never fewer than two (one row takes
     other kernels), and each source still gets the bytes it gets decoded beside its own
     copy, as the server decodes a lone source."""
-    from seq2seq_cli.inference.onnx_runner import OnnxTranslator
+    from seq2seq_cli.deploy.onnx_runner import OnnxTranslator
 
     runner = OnnxTranslator.load(export_model(
         saved(tmp_path, "run", {"bidirectional": True, "num_layers": 2}), tmp_path / "onnx"))
@@ -227,7 +227,7 @@ def test_export_reports_its_files_as_json(tmp_path):
     {"attention": "general", "input_feeding": True},
 ], ids=["plain", "attention"])
 def test_the_runner_scores_targets_as_the_translator_does(tmp_path, options):
-    from seq2seq_cli.inference.onnx_runner import OnnxTranslator
+    from seq2seq_cli.deploy.onnx_runner import OnnxTranslator
 
     run = saved(tmp_path, "run", options)
     result = CliRunner().invoke(app, ["export", str(run), "--output", str(tmp_path / "onnx")])

@@ -22,7 +22,7 @@ from tests.test_export import saved
 pytest.importorskip("onnxruntime", reason="needs the `export` extra")
 pytest.importorskip("onnx", reason="needs the `export` extra")
 
-from seq2seq_cli.inference.onnx_runner import ExportError, OnnxTranslator  # noqa: E402
+from seq2seq_cli.deploy.onnx_runner import ExportError, OnnxTranslator  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -573,7 +573,7 @@ def test_without_the_extra_serve_says_how_to_install_it(run, monkeypatch):
 def export(run, tmp_path_factory) -> Path:
     pytest.importorskip("onnxruntime", reason="needs the `export` extra")
     pytest.importorskip("onnx", reason="needs the `export` extra")
-    from seq2seq_cli.inference.export import export_model
+    from seq2seq_cli.deploy.export import export_model
 
     return export_model(run, tmp_path_factory.mktemp("serve-export") / "onnx")
 

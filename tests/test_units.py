@@ -120,7 +120,7 @@ def test_split_join_and_length():
 
 def test_the_exported_runner_cuts_text_as_units_does():
     pytest.importorskip("onnxruntime", reason="needs the `export` extra")
-    from seq2seq_cli.inference import onnx_runner
+    from seq2seq_cli.deploy import onnx_runner
 
     for text in ["k æ t", " aː  χ\tə n ", "abc", "", "   "]:
         for kind in units.KINDS:

@@ -30,9 +30,11 @@ def config_init(
              "instead of printing it.", show_default=False)] = None,
 ) -> None:
     """Write a commented config to start from."""
-    from seq2seq_cli.config_init import init_config
+    from seq2seq_cli.config.generator import init_config
+    from seq2seq_cli.data.unit_choice import corpus_units
 
-    text = init_config(Preset(preset).value, minutes=minutes, data=data, output=output)
+    corpus = None if data is None else corpus_units(data)
+    text = init_config(Preset(preset).value, minutes=minutes, data=corpus, output=output)
     if output is None:
         typer.echo(text, nl=False)
     else:

@@ -30,7 +30,7 @@ def average(
         "--format", help="text for people, json for scripts.")] = ReportFormat.text,
 ) -> None:
     """Average the weights of a run's last validation checkpoints (train.keep_checkpoints)."""
-    from seq2seq_cli.inference.average import average_command
+    from seq2seq_cli.checkpoint.average import average_command
     from seq2seq_cli.ui.deploy_view import render_average
 
     written, averaged = average_command(targets, last=last, output=output)
@@ -51,7 +51,7 @@ def export(
     ] = ReportFormat.text,
 ) -> None:
     """Export a trained model for deployment without PyTorch (needs the `export` extra)."""
-    from seq2seq_cli.inference.export import export_model, exported_files
+    from seq2seq_cli.deploy.export import export_model, exported_files
     from seq2seq_cli.ui.deploy_view import render_export
 
     directory = export_model(model, output, export_format=format.value)

@@ -27,10 +27,11 @@ def train(
     from seq2seq_cli.config import load_config
 
     cfg = load_config(config, overrides)  # config errors come before torch is loaded
+    from seq2seq_cli.cli.signals import StopOnSignal
     from seq2seq_cli.run_dir import RunDirectory
     from seq2seq_cli.training.events import TrainingStopped
     from seq2seq_cli.training.loop import train_from_config
-    from seq2seq_cli.ui.train_view import StopOnSignal, TrainView
+    from seq2seq_cli.ui.train_view import TrainView
 
     target = run_dir if run_dir is not None else Path("runs") / config.stem
     # Under torchrun every rank runs this command; only rank 0 talks to the user.

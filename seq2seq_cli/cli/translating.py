@@ -49,13 +49,13 @@ def translate(
         TranslateSettings,
         input_warnings,
         load_model,
+        source_lines,
         translate_stream,
     )
     from seq2seq_cli.ui.translate_view import (
         attention_drawer,
         check_attention_options,
         render_warnings,
-        source_lines,
         write_translations,
     )
 

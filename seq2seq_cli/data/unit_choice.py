@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from seq2seq_cli.config.generator import CorpusUnits
 from seq2seq_cli.data.reading import BYTE_ORDER_MARK, Pair, check_corpus_file, parse_line
 from seq2seq_cli.data.units import CHARACTERS, SYMBOLS
 from seq2seq_cli.errors import DataError
@@ -98,3 +99,10 @@ def choose_corpus_units(path: str | Path) -> tuple[UnitChoice, UnitChoice, int]:
 
 def _percent(share: float) -> str:
     return f"{100 * share:.1f}%"
+
+
+def corpus_units(path: str) -> CorpusUnits:
+    """Each side's units chosen from the first pairs of the corpus at ``path``, for
+    ``seq2seq config init --data``."""
+    source, target, read = choose_corpus_units(path)
+    return CorpusUnits(path, source.kind, source.reason, target.kind, target.reason, read)

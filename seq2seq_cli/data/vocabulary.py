@@ -20,6 +20,9 @@ PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 # Multi-character strings: no single corpus character can ever equal one of them.
 SPECIALS = (PAD, BOS, EOS, UNK)
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(4)
+# The decoder's output classes are the ids without PAD: class k is id k + 1. BOS has a class
+# (the one-hot input needs its column) that decoding never emits.
+BOS_CLASS = BOS_ID - 1
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,9 @@ import numpy as np
 import torch
 
 from seq2seq_cli.data import units
-from seq2seq_cli.data.vocabulary import BOS_ID, EOS_ID, Vocabularies, Vocabulary
+from seq2seq_cli.data.vocabulary import BOS_CLASS, BOS_ID, EOS_ID, Vocabularies, Vocabulary
 from seq2seq_cli.errors import UserError
 from seq2seq_cli.model.seq2seq import DecoderState, Encoded, Seq2Seq
-
-BOS_CLASS = BOS_ID - 1  # output class k is token id k + 1 (PAD has no class)
 
 
 @dataclass(frozen=True)

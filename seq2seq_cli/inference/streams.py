@@ -10,6 +10,7 @@ reported once, by the caller, as ``input_warnings``.
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,3 +146,59 @@ def open_source_file(path: Path) -> Iterator[str]:
 def _closing_lines(handle: BinaryIO, name: str) -> Iterator[str]:
     with handle:
         yield from read_lines(handle, name)
+
+
+def source_lines(texts: list[str], input_option: str | None, output: Path | None,
+                 only_one: bool = False) -> Iterator[str]:
+    """Sources from the arguments, ``--input FILE`` or ``--input -`` (stdin); with neither,
+    from stdin when something is piped in (``cat FILE | seq2seq translate RUN``).
+
+    ``only_one`` (for --attention-plot) reads the sources now, so that more than one, or an
+    empty one, is refused before the model loads.
+    """
+    lines = _source_lines(texts, input_option, output)
+    return _the_only_source(lines) if only_one else lines
+
+
+def _source_lines(texts: list[str], input_option: str | None,
+                  output: Path | None) -> Iterator[str]:
+    if texts and input_option is not None:
+        raise UserError("give source texts as arguments or with --input, not both")
+    if input_option is None:
+        if texts:
+            return iter(texts)
+        if sys.stdin.isatty():
+            raise UserError(_NOTHING_TO_TRANSLATE)
+        return _at_least_one(read_lines(sys.stdin.buffer, "<stdin>"))
+    if input_option == "-":
+        return read_lines(sys.stdin.buffer, "<stdin>")
+    path = Path(input_option)
+    # Writing would truncate the file while it is still being read.
+    if output is not None and output.exists() and path.exists() and output.samefile(path):
+        raise UserError(f"--output {output} is the --input file; choose another file")
+    return open_source_file(path)
+
+
+_NOTHING_TO_TRANSLATE = ("nothing to translate: give source texts as arguments, or "
+                         "--input FILE (--input - reads stdin)")
+
+
+def _at_least_one(lines: Iterator[str]) -> Iterator[str]:
+    """Piped lines; an empty pipe most likely means forgotten arguments, so say so."""
+    empty = True
+    for line in lines:
+        empty = False
+        yield line
+    if empty:
+        raise UserError(_NOTHING_TO_TRANSLATE)
+
+
+def _the_only_source(lines: Iterator[str]) -> Iterator[str]:
+    first_two = list(itertools.islice(lines, 2))
+    if len(first_two) != 1:
+        raise UserError(f"--attention-plot draws one source text, got "
+                        f"{'more than one' if first_two else 'none'}; translate the others "
+                        "without --attention-plot")
+    if not first_two[0]:
+        raise UserError("--attention-plot: the source text is empty, there is nothing to draw")
+    return iter(first_two)

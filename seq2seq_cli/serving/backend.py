@@ -115,7 +115,7 @@ class OnnxBackend:
     @classmethod
     def load(cls, directory: Path, threads: int | None) -> OnnxBackend:
         try:
-            from seq2seq_cli.inference import onnx_runner
+            from seq2seq_cli.deploy import onnx_runner
         except ImportError:
             raise UserError(f"{directory} is an ONNX export; serving it needs the `export` "
                             f"extra (onnxruntime): {EXPORT_INSTALL_HINT}") from None
@@ -126,7 +126,7 @@ class OnnxBackend:
         return cls(runner, directory, threads)
 
     def translate(self, texts: list[str], search: SearchSettings) -> list[dict[str, Any]]:
-        from seq2seq_cli.inference.onnx_runner import split_units
+        from seq2seq_cli.deploy.onnx_runner import split_units
 
         decoded = _twice_if_alone(texts)
         found = self.runner.translate(decoded, beam_size=search.beam_size,

@@ -14,7 +14,7 @@ from torch import nn
 
 from seq2seq_cli.data.batching import IGNORE_INDEX, Batch, make_batch
 from seq2seq_cli.data.encoded import EncodedPairs
-from seq2seq_cli.inference.search import BOS_CLASS
+from seq2seq_cli.data.vocabulary import BOS_CLASS
 from seq2seq_cli.runtime import AUTOCAST_DTYPES
 from seq2seq_cli.training.state import Trainer
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +19,28 @@ import yaml
 
 from seq2seq_cli.config import SECTIONS, config_from_dict
 from seq2seq_cli.config.presets import DESCRIPTIONS, EPOCHS_UNDER_A_TIME_BUDGET, NOTES, PRESETS
-from seq2seq_cli.data.unit_choice import UnitChoice, choose_corpus_units
 from seq2seq_cli.errors import ConfigError, UserError
 
 WIDTH = 90  # comment lines are wrapped to this many characters
 
 
+@dataclass(frozen=True)
+class CorpusUnits:
+    """What each side of a corpus is cut into, and why: ``data/unit_choice.py`` reads the
+    corpus's first pairs and says (``corpus_units``)."""
+
+    path: str
+    source: str  # characters or symbols
+    source_reason: str  # one line for the config's comment
+    target: str
+    target_reason: str
+    pairs_read: int
+
+
 def init_config(preset: str = "recipe", *, minutes: float | None = None,
-                data: str | None = None, output: Path | None = None) -> str:
-    """The config text; also written to ``output`` when given (which must not exist)."""
+                data: CorpusUnits | None = None, output: Path | None = None) -> str:
+    """The config text; also written to ``output`` when given (which must not exist).
+    ``data``: the corpus, with the units chosen for each side."""
     if preset not in PRESETS:
         raise ConfigError(f"--preset {preset!r} is not a preset; choose one of: "
                           f"{', '.join(PRESETS)}")
@@ -39,14 +53,14 @@ def init_config(preset: str = "recipe", *, minutes: float | None = None,
         notes |= NOTES["minutes"]
     header = [f"A seq2seq config from the `{preset}` preset: {DESCRIPTIONS[preset]}."]
     if data is not None:
-        source, target, read = choose_corpus_units(data)
-        tree["data"] |= {"path": data, "source_units": source.kind,
-                         "target_units": target.kind}
-        notes |= {"data.path": f"Your corpus (its first {read:,} pairs chose the units "
-                               "below).",
-                  "data.source_units": _units_note(source),
-                  "data.target_units": _units_note(target)}
-    header.append(f"Written by `{_command(preset, minutes, data)}`. Every key: `seq2seq "
+        tree["data"] |= {"path": data.path, "source_units": data.source,
+                         "target_units": data.target}
+        notes |= {"data.path": f"Your corpus (its first {data.pairs_read:,} pairs chose the "
+                               "units below).",
+                  "data.source_units": f"{data.source}: {data.source_reason}.",
+                  "data.target_units": f"{data.target}: {data.target_reason}."}
+    path = None if data is None else data.path
+    header.append(f"Written by `{_command(preset, minutes, path)}`. Every key: `seq2seq "
                   "config reference`; every default filled in: `seq2seq config show "
                   "THIS_FILE`.")
     text = _render(tree, notes, header)
@@ -54,10 +68,6 @@ def init_config(preset: str = "recipe", *, minutes: float | None = None,
     if output is not None:
         _create(output, text)
     return text
-
-
-def _units_note(choice: UnitChoice) -> str:
-    return f"{choice.kind}: {choice.reason}."
 
 
 def _command(preset: str, minutes: float | None, data: str | None) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from seq2seq_cli.checkpoint import Checkpoint, load_checkpoint, write_checkpoint
+from seq2seq_cli.checkpoint.format import Checkpoint, load_checkpoint, write_checkpoint
 from seq2seq_cli.config import first_difference
 from seq2seq_cli.errors import CheckpointError, UserError
 from seq2seq_cli.run_dir import RunDirectory

@@ -3,7 +3,7 @@ PyTorch.
 
 The ONNX directory holds the encoder and one decoder step as two graphs, the vocabularies
 and normalisation settings as JSON, a runner that needs only numpy and onnxruntime
-(``seq2seq_onnx.py``, a copy of ``seq2seq_cli/inference/onnx_runner.py``) and a README:
+(``seq2seq_onnx.py``, a copy of ``seq2seq_cli/deploy/onnx_runner.py``) and a README:
 
 ```
 EXPORT_DIR/encoder.onnx       one-hot sources (B, S, Fs), right-padded, and their lengths
@@ -39,8 +39,9 @@ from torch import nn
 
 from seq2seq_cli.atomic import atomic_write
 from seq2seq_cli.checkpoint import TrainedModel, load_trained_model
+from seq2seq_cli.data.vocabulary import BOS_CLASS
 from seq2seq_cli.errors import UserError
-from seq2seq_cli.inference.search import BOS_CLASS, default_max_length
+from seq2seq_cli.inference.search import default_max_length
 from seq2seq_cli.model.seq2seq import DecoderState, Encoded, Seq2Seq
 from seq2seq_cli.version import __version__
 
@@ -267,7 +268,7 @@ def _description(trained: TrainedModel) -> dict:
 
 
 def _file_records(directory: Path) -> dict[str, dict]:
-    from seq2seq_cli.inference.onnx_runner import DESCRIPTION, file_record  # needs onnxruntime
+    from seq2seq_cli.deploy.onnx_runner import DESCRIPTION, file_record  # needs onnxruntime
 
     return {path.name: file_record(path) for path in sorted(directory.iterdir())
             if path.is_file() and path.name != DESCRIPTION}
