@@ -226,6 +226,8 @@ class TrainedModel:
     path: Path
     max_source_length: int  # longest training source, in units (data.source_units)
     max_target_length: int  # longest training target, in units (data.target_units)
+    # An ensemble's members, each as loaded; ``model`` then decodes them as one.
+    members: tuple[TrainedModel, ...] = ()
 
 
 def load_trained_model(target: str | Path, device: torch.device | str = "cpu") -> TrainedModel:

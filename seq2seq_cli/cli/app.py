@@ -30,6 +30,7 @@ app.add_typer(config_app, name="config")
 # Registered in the order `seq2seq --help` lists them.
 for command, name in [(training.train, "train"), (translating.translate, "translate"),
                       (translating.evaluate, "evaluate"), (deploying.average, "average"),
+                      (deploying.ensemble, "ensemble"),
                       (deploying.export, "export"), (deploying.serve, "serve"),
                       (inspecting.inspect_params, "inspect-params"),
                       (inspecting.inspect_data, "inspect-data")]:

@@ -1,5 +1,5 @@
-"""``seq2seq average``, ``seq2seq export`` and ``seq2seq serve``: a trained model made
-ready to use elsewhere."""
+"""``seq2seq average``, ``seq2seq ensemble``, ``seq2seq export`` and ``seq2seq serve``: a
+trained model made ready to use elsewhere."""
 
 from __future__ import annotations
 
@@ -36,6 +36,21 @@ def average(
     written, averaged = average_command(targets, last=last, output=output)
     render_average(written, averaged, format.value)
 
+
+
+def ensemble(
+    output: Annotated[Path, typer.Argument(
+        help="The ensemble directory to create (it must not exist).", show_default=False)],
+    members: Annotated[list[Path], typer.Argument(
+        help="Two or more run directories, checkpoint files or ensembles of one task.",
+        show_default=False)],
+) -> None:
+    """Name several trained models of one task as one model that translate, evaluate and
+    serve decode together (their probabilities averaged at every step)."""
+    from seq2seq_cli.checkpoint.ensemble import write_ensemble
+    from seq2seq_cli.ui.deploy_view import render_ensemble
+
+    render_ensemble(output, write_ensemble(output, members))
 
 
 def export(

@@ -39,6 +39,7 @@ from torch import nn
 
 from seq2seq_cli.atomic import atomic_write
 from seq2seq_cli.checkpoint import TrainedModel, load_trained_model
+from seq2seq_cli.checkpoint.ensemble import is_ensemble
 from seq2seq_cli.data.vocabulary import BOS_CLASS
 from seq2seq_cli.errors import UserError
 from seq2seq_cli.inference.search import default_max_length
@@ -102,6 +103,10 @@ def export_model(run_or_checkpoint: str | Path, output: str | Path | None = None
     (default: RUN/export-onnx, or NAME-onnx beside a checkpoint file) and return it."""
     if export_format != "onnx":
         raise UserError(f"export format {export_format!r} is not supported; use onnx")
+    if is_ensemble(run_or_checkpoint):
+        raise UserError(f"{run_or_checkpoint}: an ensemble; the ONNX export holds one model "
+                        "(its runner decodes one), so export a member, or serve the "
+                        "ensemble with `seq2seq serve`")
     _require_onnx()
     trained = load_trained_model(run_or_checkpoint, "cpu")
     directory = Path(output) if output is not None else _default_output(

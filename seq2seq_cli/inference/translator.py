@@ -23,7 +23,8 @@ from pathlib import Path
 
 import torch
 
-from seq2seq_cli.checkpoint import TrainedModel, load_trained_model
+from seq2seq_cli.checkpoint import TrainedModel
+from seq2seq_cli.checkpoint.ensemble import load_model
 from seq2seq_cli.config import Config
 from seq2seq_cli.data import units
 from seq2seq_cli.data.reading import Pair, normalize_text, read_pairs
@@ -65,16 +66,19 @@ class Translator:
         self._trained = trained
 
     @classmethod
-    def load(cls, run_dir_or_checkpoint: str | Path, device: str = "auto", *,
+    def load(cls, model: str | Path | Sequence[str | Path], device: str = "auto", *,
              batch_invariant: bool = False) -> Translator:
-        """A run directory (its checkpoints/best.pt) or a checkpoint file, on ``device``
-        (``auto``: CUDA when there is a GPU, else the CPU). ``batch_invariant``: on the CPU,
-        a source's scores do not depend on the sources decoded beside it, to the last bit,
-        for a model of one layer without attention (``model/row_wise.py``; slower for large
-        alphabets); other models are loaded as they are."""
-        trained = load_trained_model(run_dir_or_checkpoint, resolve_device(device))
-        trained.model.batch_invariant = batch_invariant and row_wise_pays(
-            trained.config.model)
+        """A run directory (its checkpoints/best.pt), a checkpoint file, or an ensemble:
+        an ensemble directory (``seq2seq ensemble``) or a list of runs and checkpoints,
+        decoded as one model. On ``device`` (``auto``: CUDA when there is a GPU, else the
+        CPU). ``batch_invariant``: on the CPU, a source's scores do not depend on the
+        sources decoded beside it, to the last bit, for a model of one layer without
+        attention (``model/row_wise.py``; slower for large alphabets); other models (and
+        members) are loaded as they are."""
+        trained = load_model(model, resolve_device(device))
+        for member in trained.members or (trained,):
+            member.model.batch_invariant = batch_invariant and row_wise_pays(
+                member.config.model)
         return cls(trained)
 
     @classmethod
@@ -101,6 +105,11 @@ class Translator:
     @property
     def path(self) -> Path:
         return self._trained.path
+
+    @property
+    def members(self) -> int:
+        """How many models decode as one: 1, or the size of the ensemble."""
+        return len(self._trained.members) or 1
 
     @property
     def device(self) -> torch.device:

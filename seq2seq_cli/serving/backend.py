@@ -95,6 +95,7 @@ class TorchBackend:
         return {"backend": self.name, "device": str(translator.device),
                 "threads": self.threads, "path": str(translator.path),
                 "attention": translator.config.model.attention,
+                "members": translator.members,
                 "vocabulary_sizes": {"source": len(translator.vocabularies.source),
                                      "target": len(translator.vocabularies.target)},
                 "max_source_length": translator.max_source_length,

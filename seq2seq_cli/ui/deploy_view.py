@@ -1,4 +1,4 @@
-"""What ``seq2seq average`` and ``seq2seq export`` report: a line for people, JSON for
+"""What ``seq2seq average``, ``ensemble`` and ``export`` report: a line for people, JSON for
 scripts."""
 
 from __future__ import annotations
@@ -25,3 +25,10 @@ def render_export(directory: Path, files: dict[str, dict], output_format: str) -
                     "files": {name: files[name] for name in sorted(files)}})
         return
     typer.echo(f"exported to {directory}: python {runner} {directory} \"some text\"")
+
+
+def render_ensemble(directory: Path, members: list[Path]) -> None:
+    typer.echo(f"ensemble of {len(members)} models in {directory}: "
+               f"seq2seq translate {directory} \"some text\"")
+    for member in members:
+        typer.echo(f"  {member}")
