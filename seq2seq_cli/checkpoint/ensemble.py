@@ -126,8 +126,13 @@ def write_ensemble(directory: Path, members: Sequence[Target]) -> list[Path]:
     files = [resolve_checkpoint(path) for path in paths]
     check_members([(path, Checkpoint.read(file)) for path, file in zip(paths, files)])
     directory.mkdir(parents=True)
-    names = [os.path.relpath(path.resolve(), directory.resolve()) for path in paths]
+    write_ensemble_file(directory, paths)
+    return files
+
+
+def write_ensemble_file(directory: Path, members: Sequence[Path]) -> None:
+    """``directory/ensemble.json`` naming ``members`` by their paths from it."""
+    names = [os.path.relpath(Path(path).resolve(), directory.resolve()) for path in members]
     document = {"format": FORMAT, "format_version": FORMAT_VERSION, "members": names}
     text = json.dumps(document, indent=1) + "\n"
     atomic_write(directory / ENSEMBLE_FILE, lambda handle: handle.write(text.encode()))
-    return files

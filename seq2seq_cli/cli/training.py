@@ -34,6 +34,9 @@ def train(
     from seq2seq_cli.ui.train_view import TrainView
 
     target = run_dir if run_dir is not None else Path("runs") / config.stem
+    if cfg.train.members != 1:
+        _train_members(cfg, config, target, resume, overwrite, device, quiet)
+        return
     # Under torchrun every rank runs this command; only rank 0 talks to the user.
     view = TrainView(config, quiet=quiet, silent=os.environ.get("RANK", "0") != "0")
     with StopOnSignal() as stop:
@@ -48,4 +51,23 @@ def train(
             typer.echo(f"interrupted; {RunDirectory(target).last} (if present) "
                        "holds the last saved position: continue with --resume", err=True)
             raise typer.Exit(130) from None
+    view.summary(result)
+
+
+def _train_members(cfg, config: Path, target: Path, resume: bool, overwrite: bool,
+                   device: str, quiet: bool) -> None:
+    """train.members > 1: the members side by side, then the ensemble."""
+    from seq2seq_cli.cli.signals import StopOnSignal
+    from seq2seq_cli.training.members import MembersStopped, train_members
+    from seq2seq_cli.ui.members_view import MembersView
+
+    view = MembersView(config, quiet=quiet)
+    with StopOnSignal() as stop:
+        try:
+            result = train_members(cfg, target, resume=resume, overwrite=overwrite,
+                                   device=device, on_event=view.handle,
+                                   should_stop=stop.requested)
+        except MembersStopped as exc:
+            view.stopped(exc.run_dir)
+            raise typer.Exit(stop.exit_code) from None
     view.summary(result)

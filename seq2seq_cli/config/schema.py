@@ -217,6 +217,13 @@ class TrainConfig:
                                  "Sums round differently on another count: runs meant to "
                                  "be equal to the last digit pin this.",
                                  min=1)
+    members: int | None = option(1, "Models trained side by side under one budget, each "
+                                 "an ordinary run (RUN_DIR/member-N, seeds train.seed, "
+                                 "train.seed + 1, ...; one CPU thread each unless "
+                                 "train.threads says otherwise), decoded together as an "
+                                 "ensemble: RUN_DIR is what translate, evaluate and serve "
+                                 "take (null: one per idle core; 1: a single run, as "
+                                 "always).", min=1)
     precision: str = option("fp32", "Arithmetic: bf16 uses autocast on CPU and CUDA where "
                             "PyTorch has a bf16 LSTM there (CPUs with AVX-512, GPUs from "
                             "Ampere on); elsewhere the run trains in fp32 after one "
