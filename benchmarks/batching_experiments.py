@@ -73,7 +73,7 @@ def split_step(trainer: Trainer, rows: np.ndarray, parts: int) -> tuple[float, i
     differs (each sub-batch is padded to its own longest source and target).
     """
     target = trainer.train_pairs.target.lengths
-    global_steps = int(target[rows].sum()) + len(rows)
+    target_tokens = int(target[rows].sum()) + len(rows)
     trainer.optimizer.zero_grad(set_to_none=True)
     total = 0.0
     for sub in np.array_split(rows[np.argsort(target[rows], kind="stable")], parts):
@@ -83,10 +83,10 @@ def split_step(trainer: Trainer, rows: np.ndarray, parts: int) -> tuple[float, i
         with autocast(trainer):
             logits = trainer.model(encoder_input, decoder_input)
         loss_sum = sequence_loss(logits, classes)
-        (loss_sum / global_steps).backward()
+        (loss_sum / target_tokens).backward()
         total += float(loss_sum.detach())
     trainer.optimizer.step()
-    return total, global_steps
+    return total, target_tokens
 
 
 # name: (train.batching, batch plan or None for the library's, sub-batches or 0)

@@ -405,7 +405,7 @@ def test_validation_loss_is_the_mean_over_pairs_scored_one_at_a_time(tmp_path):
             logits = model(torch.from_numpy(batch.encoder_input),
                            torch.from_numpy(batch.decoder_input))
             loss_sum += float(sequence_loss(logits, torch.from_numpy(batch.decoder_target)))
-            steps += batch.real_target_steps
+            steps += batch.real_target_tokens
     assert _metrics(tmp_path / "run")[0]["val_loss"] == pytest.approx(loss_sum / steps,
                                                                      rel=1e-5)
 
@@ -552,7 +552,7 @@ def test_log_output_gets_a_progress_line_each_interval_of_a_long_epoch(tmp_path)
     view.handle(EpochStarted(epoch=1, batches=100, first_batch=0))
     for batch in range(1, 101):
         now[0] += LOG_INTERVAL / 10  # ten batches per interval
-        view.handle(BatchEnded(1, batch, 100, loss=1.5, chars_per_second=1234.0))
+        view.handle(BatchEnded(1, batch, 100, loss=1.5, units_per_second=1234.0))
     lines = out.getvalue().splitlines()
     assert len(lines) == 10
     assert lines[0] == "  epoch 1: batch 10/100  loss 1.5000  1,234 chars/s"

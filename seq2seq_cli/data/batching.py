@@ -29,8 +29,8 @@ class Batch:
     encoder_input: np.ndarray  # (B, S, Fs) float32 one-hot source, or (B, S) int64 ids
     decoder_input: np.ndarray  # (B, T + 1, Ft) float32 one-hot of BOS + target, or ids
     decoder_target: np.ndarray  # (B, T + 1) int64 class of target + EOS, IGNORE_INDEX at PAD
-    real_source_chars: int
-    real_target_steps: int
+    real_source_units: int
+    real_target_tokens: int
 
 
 MIXED_PIECES = 8  # equal-length pieces per `mixed` batch (measured: 4 trains worse, 16 no better)
@@ -139,6 +139,6 @@ def make_batch(pairs: EncodedPairs, rows: np.ndarray, source_features: int,
         decoder_input=(decoder_input_ids.astype(np.int64) if ids
                        else one_hot(decoder_input_ids, target_features)),
         decoder_target=classes,
-        real_source_chars=int(source_lengths.sum()),
-        real_target_steps=int(target_lengths.sum()) + batch,
+        real_source_units=int(source_lengths.sum()),
+        real_target_tokens=int(target_lengths.sum()) + batch,
     )

@@ -67,7 +67,7 @@ class Corpus:
         return EncodedPairs(_rows_as_texts(self.encoded.source, self.train_rows, vocabs.source),
                             _rows_as_texts(self.encoded.target, self.train_rows, vocabs.target))
 
-    def unseen_characters(self, vocabs: Vocabularies) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    def unseen_units(self, vocabs: Vocabularies) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """Units of the training split that ``vocabs`` (inherited) lack, per side."""
         source, target = self._train_characters()
         return (tuple(ch for ch in source if ch not in vocabs.source.tokens),

@@ -24,6 +24,8 @@ from torch import nn
 from seq2seq_cli.data.vocabulary import BOS_CLASS
 from seq2seq_cli.model.seq2seq import Decoded, DecoderState, Encoded, Seq2Seq
 
+RULES = ("probabilities", "log_probabilities")
+
 
 @dataclass(frozen=True)
 class EnsembleEncoded:
@@ -62,11 +64,16 @@ class EnsembleState:
 class Ensemble(nn.Module):
     """Members decoded together; their per-step probabilities averaged."""
 
-    def __init__(self, members: Sequence[Seq2Seq]):
+    def __init__(self, members: Sequence[Seq2Seq], rule: str = "probabilities"):
+        """``rule``: average the members' ``probabilities`` (the default, measured better:
+        docs/quality.md#ensembles) or their ``log_probabilities`` (then renormalised)."""
         super().__init__()
         if len(members) < 2:
             raise ValueError("an ensemble has at least two members")
+        if rule not in RULES:
+            raise ValueError(f"rule {rule!r}: choose one of {', '.join(RULES)}")
         self.members = nn.ModuleList(members)
+        self.rule = rule
         self.source_features = members[0].source_features
         self.target_features = members[0].target_features
 
@@ -106,7 +113,10 @@ class Ensemble(nn.Module):
             states.append(decoded.state)
             weights.append(decoded.attention)
         stacked = torch.stack(log_probs)  # (M, B, T, Ft)
-        mean = torch.logsumexp(stacked, dim=0) - math.log(len(log_probs))  # (B, T, Ft)
+        if self.rule == "probabilities":
+            mean = torch.logsumexp(stacked, dim=0) - math.log(len(log_probs))  # (B, T, Ft)
+        else:  # a geometric mean: the search's log-softmax renormalises it
+            mean = stacked.mean(dim=0)  # (B, T, Ft)
         attention = (None if any(w is None for w in weights)
                      else torch.stack([w.float() for w in weights]).mean(dim=0))  # (B, T, S)
         return Decoded(mean, EnsembleState(tuple(states)), attention)

@@ -106,7 +106,7 @@ def _load_state(trainer: Trainer, weights: dict[str, torch.Tensor],
     trainer.optimizer.load_state_dict(training.optimizer)
     if training.scaler:
         trainer.scaler.load_state_dict(training.scaler)
-    trainer.progress = Progress(**training.progress)
+    trainer.progress = Progress.from_saved(training.progress)
     trainer.schedule.load_state_dict(training.schedule, training.scheduler,
                                      trainer.progress.steps, trainer.elapsed_before)
     trainer.history = list(training.history)

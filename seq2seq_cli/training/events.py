@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from seq2seq_cli.data.store import LoadReport
 from seq2seq_cli.errors import UserError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunStarted:
     run_dir: Path
     device: str
@@ -31,7 +32,7 @@ class RunStarted:
     epochs: int
     validate_every: int | None = None  # train.validate_every (None: each epoch)
     init_from: Path | None = None  # the checkpoint a fine-tuning run starts from
-    unseen_characters: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())  # source, target
+    unseen_units: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())  # source, target
     corpus_load: LoadReport | None = None  # how long the corpus took, and from where
     units: tuple[str, str] = ("characters", "characters")  # data.source_units, target_units
     precision: str = "fp32"  # the arithmetic that runs (train.precision, or its fallback)
@@ -59,7 +60,7 @@ class BatchEnded:
     batch: int  # batches done in this epoch
     batches: int
     loss: float  # running mean over the epoch
-    chars_per_second: float
+    units_per_second: float  # source and target units a second
 
 
 @dataclass(frozen=True)
@@ -69,11 +70,20 @@ class EpochEnded:
     is_best: bool
 
 
-@dataclass(frozen=True)
+class StopReason(str, Enum):
+    """Why a run ended; each equals its name as a string (``"max_minutes"``)."""
+
+    completed = "completed"  # every epoch of train.epochs
+    early_stopping = "early_stopping"  # train.patience validations without improvement
+    max_steps = "max_steps"
+    max_minutes = "max_minutes"
+
+
+@dataclass(frozen=True, kw_only=True)
 class TrainResult:
     run_dir: Path
     epochs_completed: int
-    stop_reason: str  # "completed" | "early_stopping" | "max_steps" | "max_minutes"
+    stop_reason: StopReason
     best_epoch: int
     best_val_loss: float
     best_exact_match: float | None

@@ -32,6 +32,7 @@ from seq2seq_cli.training.events import (
     EpochEnded,
     EpochStarted,
     EventHandler,
+    StopReason,
     TrainingDiverged,
     TrainingStopped,
     TrainResult,
@@ -49,7 +50,7 @@ from seq2seq_cli.training.step import train_step
 from seq2seq_cli.training.validation import score_test_split, validate
 
 Plan = Callable[[Trainer, int], list[np.ndarray]]  # (trainer, epoch) -> batches of rows
-Step = Callable[[Trainer, np.ndarray], tuple[float, int]]  # rows -> (loss sum, steps)
+Step = Callable[[Trainer, np.ndarray], tuple[float, int]]  # rows -> (loss sum, tokens)
 
 
 def train_from_config(config: Config, run_dir: str | Path, *, resume: bool = False,
@@ -80,16 +81,19 @@ def fit(trainer: Trainer) -> TrainResult:
     t, p = trainer.config.train, trainer.progress
     trainer.started = trainer.clock()
     # A run resumed with the budget it already used up has nothing left to train.
-    stop_reason = spent_budget(trainer) or "completed"
-    while p.epoch < t.epochs and stop_reason == "completed":
+    stop_reason = spent_budget(trainer) or StopReason.completed
+    while p.epoch < t.epochs and stop_reason is StopReason.completed:
         stop_reason = train_epoch(trainer)
     test = _test_split(trainer) or {}
     best_metrics = next((m for m in reversed(trainer.history)
                          if m.get("step", p.best_step) == p.best_step
                          and m["epoch"] == p.best_epoch), {})
-    return TrainResult(trainer.run.root, p.epoch, stop_reason, p.best_epoch, p.best_val_loss,
-                       p.best_exact_match, test.get("exact_match"), len(trainer.test_texts),
-                       t.select_by, best_metrics, test.get("chrf"))
+    return TrainResult(run_dir=trainer.run.root, epochs_completed=p.epoch,
+                       stop_reason=stop_reason, best_epoch=p.best_epoch,
+                       best_val_loss=p.best_val_loss, best_exact_match=p.best_exact_match,
+                       test_exact_match=test.get("exact_match"),
+                       test_pairs=len(trainer.test_texts), select_by=t.select_by,
+                       best_metrics=best_metrics, test_chrf=test.get("chrf"))
 
 
 def epoch_plan(trainer: Trainer, epoch: int) -> list[np.ndarray]:
@@ -100,9 +104,10 @@ def epoch_plan(trainer: Trainer, epoch: int) -> list[np.ndarray]:
                          rng, trainer.config.train.batching)
 
 
-def train_epoch(trainer: Trainer, plan: Plan = epoch_plan, step: Step = train_step) -> str:
+def train_epoch(trainer: Trainer, plan: Plan = epoch_plan,
+                step: Step = train_step) -> StopReason:
     """Train to the end of the epoch, or until a budget, early stopping or a signal ends
-    the run; returns why it ended ("completed" if it did not)."""
+    the run; returns why it ended (``completed`` if it did not)."""
     steps = epoch_steps(trainer, plan, step)
     while True:
         try:
@@ -112,7 +117,7 @@ def train_epoch(trainer: Trainer, plan: Plan = epoch_plan, step: Step = train_st
 
 
 def epoch_steps(trainer: Trainer, plan: Plan = epoch_plan,
-                step: Step = train_step) -> Generator[None, None, str]:
+                step: Step = train_step) -> Generator[None, None, StopReason]:
     """``train_epoch`` one optimizer step at a time: yields after each step, returns why
     the epoch ended. ``plan`` and ``step`` are the library's unless an experiment swaps
     them (benchmarks/batching_experiments.py)."""
@@ -140,16 +145,15 @@ def epoch_steps(trainer: Trainer, plan: Plan = epoch_plan,
         reason = validation_point(trainer, epoch_ended=True)
     else:
         reason = None
-        p.epoch = epoch
-        p.start_epoch()
-    return budget or reason or "completed"
+        p.end_epoch(epoch)
+    return budget or reason or StopReason.completed
 
 
 def _step_and_count(trainer: Trainer, rows: np.ndarray, epoch: int, batches: int,
                     step: Step) -> None:
     p = trainer.progress
     started = time.perf_counter()
-    loss_sum, steps = step(trainer, rows)
+    loss_sum, tokens = step(trainer, rows)
     if not math.isfinite(loss_sum):
         raise TrainingDiverged(
             f"the loss became {loss_sum} in epoch {epoch}, batch {p.batches_done + 1}; "
@@ -158,19 +162,19 @@ def _step_and_count(trainer: Trainer, rows: np.ndarray, epoch: int, batches: int
     p.batches_done += 1
     p.steps += 1
     p.loss_sum += loss_sum
-    p.target_steps += steps
-    p.chars += int(trainer.train_pairs.source.lengths[rows].sum()) + steps
+    p.target_tokens += tokens
+    p.units += int(trainer.train_pairs.source.lengths[rows].sum()) + tokens
     p.train_seconds += time.perf_counter() - started
-    trainer.log.step(p.steps, loss_sum / steps, trainer.schedule.rate)  # the step's rate
-    trainer.on_event(BatchEnded(epoch, p.batches_done, batches, p.loss_sum / p.target_steps,
-                                p.chars / max(p.train_seconds, 1e-9)))
+    trainer.log.step(p.steps, loss_sum / tokens, trainer.schedule.rate)  # the step's rate
+    trainer.on_event(BatchEnded(epoch, p.batches_done, batches, p.loss_sum / p.target_tokens,
+                                p.units / max(p.train_seconds, 1e-9)))
     # After the event, so the time a step took is read as the budget check reads it next.
     trainer.schedule.after_step(p.steps, lambda: agreed_elapsed(trainer))
 
 
-def validation_point(trainer: Trainer, *, epoch_ended: bool) -> str | None:
+def validation_point(trainer: Trainer, *, epoch_ended: bool) -> StopReason | None:
     """The one path of a validation: metrics, best and patience, the plateau schedule,
-    the run's records, the event. "early_stopping" when patience has run out and
+    the run's records, the event. ``early_stopping`` when patience has run out and
     training would otherwise go on."""
     t, p = trainer.config.train, trainer.progress
     metrics, samples = validate(trainer)
@@ -178,8 +182,8 @@ def validation_point(trainer: Trainer, *, epoch_ended: bool) -> str | None:
     trainer.schedule.after_validation(metrics[t.select_by], p.steps)
     record_validation(trainer, metrics, samples, is_best)
     trainer.on_event(EpochEnded(metrics, samples, is_best))
-    out_of_patience = t.patience is not None and p.epochs_without_improvement >= t.patience
-    return "early_stopping" if out_of_patience and (
+    out_of_patience = t.patience is not None and p.validations_without_improvement >= t.patience
+    return StopReason.early_stopping if out_of_patience and (
         not epoch_ended or p.epoch < t.epochs) else None
 
 

@@ -67,17 +67,19 @@ def setup_trainer(config: Config, run: RunDirectory, resume: bool, overwrite: bo
         restore(trainer, resumed)
     elif start is not None:
         trainer.model.load_state_dict(start.weights)  # optimizer and counters stay fresh
-    on_event(RunStarted(run.root, str(dist.device), threads, dist.world_size,
-                        corpus.train_size, len(corpus.val), len(corpus.test),
-                        batches_per_epoch(trainer.train_pairs.source.lengths,
-                                          config.train.batch_size, config.train.batching),
-                        sum(p.numel() for p in trainer.model.parameters()),
-                        trainer.progress.epoch + 1, config.train.epochs,
-                        config.train.validate_every,
-                        resolve_checkpoint(config.train.init_from) if start else None,
-                        corpus.unseen_characters(vocabs) if start else ((), ()),
-                        corpus.load, (config.data.source_units, config.data.target_units),
-                        precision.running, precision.reason))
+    on_event(RunStarted(
+        run_dir=run.root, device=str(dist.device), threads=threads,
+        world_size=dist.world_size, train_pairs=corpus.train_size,
+        val_pairs=len(corpus.val), test_pairs=len(corpus.test),
+        batches_per_epoch=batches_per_epoch(trainer.train_pairs.source.lengths,
+                                            config.train.batch_size, config.train.batching),
+        parameters=sum(p.numel() for p in trainer.model.parameters()),
+        start_epoch=trainer.progress.epoch + 1, epochs=config.train.epochs,
+        validate_every=config.train.validate_every,
+        init_from=resolve_checkpoint(config.train.init_from) if start else None,
+        unseen_units=corpus.unseen_units(vocabs) if start else ((), ()),
+        corpus_load=corpus.load, units=(config.data.source_units, config.data.target_units),
+        precision=precision.running, precision_fallback=precision.reason))
     return trainer
 
 
@@ -162,7 +164,9 @@ def build_trainer(config: Config, run: RunDirectory, vocabs: Vocabularies, corpu
                                                config.train.batch_size, config.train.batching))
     scaler = torch.amp.GradScaler(dist.device.type,
                                   enabled=config.train.precision == "fp16")
-    return Trainer(config, run, vocabs, train_pairs,
-                   EncodedPairs.from_pairs(corpus.val, vocabs), corpus.val, corpus.test,
-                   model, dist.wrap(model), optimizer, schedule, scaler, dist.device, dist,
-                   on_event, should_stop)
+    return Trainer(config=config, run=run, vocabs=vocabs, train_pairs=train_pairs,
+                   val_pairs=EncodedPairs.from_pairs(corpus.val, vocabs),
+                   val_texts=corpus.val, test_texts=corpus.test, model=model,
+                   wrapped=dist.wrap(model), optimizer=optimizer, schedule=schedule,
+                   scaler=scaler, device=dist.device, dist=dist, on_event=on_event,
+                   should_stop=should_stop)

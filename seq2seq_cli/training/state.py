@@ -20,9 +20,13 @@ from seq2seq_cli.data.vocabulary import Vocabularies
 from seq2seq_cli.model.seq2seq import Seq2Seq
 from seq2seq_cli.run_dir import RunDirectory
 from seq2seq_cli.training.distributed import Distributed
-from seq2seq_cli.training.events import EventHandler
+from seq2seq_cli.training.events import EventHandler, StopReason
 from seq2seq_cli.training.experiment_log import ExperimentLog
 from seq2seq_cli.training.optim import HIGHER_IS_BETTER, Schedule
+
+# Counters renamed since checkpoints first saved them: old name -> name.
+OLD_NAMES = {"epochs_without_improvement": "validations_without_improvement",
+             "target_steps": "target_tokens", "chars": "units"}
 
 
 @dataclass
@@ -33,22 +37,32 @@ class Progress:
     best_val_loss: float = math.inf
     best_epoch: int = 0
     best_exact_match: float | None = None
-    epochs_without_improvement: int = 0  # validations, in fact: epochs unless validate_every
+    validations_without_improvement: int = 0  # epochs, unless train.validate_every
     steps: int = 0  # optimizer steps of the whole run
     best_step: int = 0
     # Position inside an unfinished epoch (set when stopped by a signal).
     batches_done: int = 0
     loss_sum: float = 0.0
-    target_steps: int = 0
-    chars: int = 0
+    target_tokens: int = 0  # target units and EOS: what the loss is averaged over
+    units: int = 0  # source and target units read, for the speed shown
     train_seconds: float = 0.0
 
+    @classmethod
+    def from_saved(cls, saved: dict[str, Any]) -> Progress:
+        """The counters a checkpoint holds, under the names of any version."""
+        return cls(**{OLD_NAMES.get(key, key): value for key, value in saved.items()})
+
+    def end_epoch(self, epoch: int) -> None:
+        """``epoch`` is complete: the one place the epoch counter moves."""
+        self.epoch = epoch
+        self.start_epoch()
+
     def start_epoch(self) -> None:
-        self.batches_done, self.loss_sum, self.target_steps = 0, 0.0, 0
-        self.chars, self.train_seconds = 0, 0.0
+        self.batches_done, self.loss_sum, self.target_tokens = 0, 0.0, 0
+        self.units, self.train_seconds = 0, 0.0
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Trainer:
     config: Config
     run: RunDirectory
@@ -98,13 +112,14 @@ def agreed_elapsed(trainer: Trainer) -> float:
     return float(trainer.dist.sum(torch.tensor(elapsed))) / trainer.dist.world_size
 
 
-def spent_budget(trainer: Trainer) -> str | None:
-    """"max_steps" or "max_minutes" once that budget is used up; every rank agrees."""
+def spent_budget(trainer: Trainer) -> StopReason | None:
+    """The budget (train.max_steps, train.max_minutes) once it is used up; every rank
+    agrees."""
     t = trainer.config.train
     if t.max_steps is not None and trainer.progress.steps >= t.max_steps:
-        return "max_steps"
+        return StopReason.max_steps
     out_of_time = t.max_minutes is not None and elapsed_seconds(trainer) >= 60 * t.max_minutes
-    return "max_minutes" if trainer.dist.any(out_of_time) else None
+    return StopReason.max_minutes if trainer.dist.any(out_of_time) else None
 
 
 # ---------------------------------------------------------------- judging a validation
@@ -117,12 +132,11 @@ def update_progress(trainer: Trainer, metrics: dict[str, Any], epoch_ended: bool
         p.best_val_loss, p.best_epoch = metrics["val_loss"], metrics["epoch"]
         p.best_step = p.steps
         p.best_exact_match = metrics["exact_match"]
-        p.epochs_without_improvement = 0
+        p.validations_without_improvement = 0
     else:
-        p.epochs_without_improvement += 1
+        p.validations_without_improvement += 1
     if epoch_ended:
-        p.epoch = metrics["epoch"]
-        p.start_epoch()
+        p.end_epoch(metrics["epoch"])
     trainer.history.append(metrics)
     return is_best
 

@@ -20,18 +20,19 @@ from seq2seq_cli.training.state import Trainer
 
 
 def train_step(trainer: Trainer, rows: np.ndarray) -> tuple[float, int]:
-    """One optimizer step on the global batch ``rows``; returns its summed loss and steps."""
+    """One optimizer step on the global batch ``rows``; returns its summed loss and its
+    target token count (target units and EOS), the loss's divisor."""
     t = trainer.config.train
-    global_steps = int(trainer.train_pairs.target.lengths[rows].sum()) + len(rows)  # + EOS
+    target_tokens = int(trainer.train_pairs.target.lengths[rows].sum()) + len(rows)  # + EOS
     local_rows, weight = trainer.dist.shard(rows)
     batch = training_batch(trainer, trainer.train_pairs, local_rows)
     encoder_input, decoder_input, target, *lengths = to_device(trainer, batch)
     with autocast(trainer):
         logits = trainer.wrapped(encoder_input, decoder_input, *lengths)  # (B, T, Ft)
     loss_sum = sequence_loss(logits, target, t.label_smoothing)
-    # DDP averages gradients over ranks; scaling by world_size / global steps makes the
-    # result the mean over every real target step of the global batch, as one process.
-    loss = loss_sum * (weight * trainer.dist.world_size / global_steps)
+    # DDP averages gradients over ranks; scaling by world_size / target tokens makes the
+    # result the mean over every real target token of the global batch, as one process.
+    loss = loss_sum * (weight * trainer.dist.world_size / target_tokens)
     trainer.optimizer.zero_grad(set_to_none=True)
     trainer.scaler.scale(loss).backward()
     if t.clip_norm is not None:
@@ -40,7 +41,7 @@ def train_step(trainer: Trainer, rows: np.ndarray) -> tuple[float, int]:
     trainer.scaler.step(trainer.optimizer)
     trainer.scaler.update()
     total = trainer.dist.sum(loss_sum.detach() * weight)
-    return float(total), global_steps
+    return float(total), target_tokens
 
 
 def sequence_loss(logits: torch.Tensor, target: torch.Tensor,

@@ -31,13 +31,13 @@ def validate(trainer: Trainer) -> tuple[dict[str, Any], list[Sample]]:
     started = time.perf_counter()
     val_loss, char_accuracy = teacher_forced_scores(trainer)
     if val_loss is None:  # no validation split: judge epochs by training loss
-        val_loss = p.loss_sum / p.target_steps
+        val_loss = p.loss_sum / p.target_tokens
     # Decoded on rank 0 alone; every rank gets the scores, so all decide alike.
     exact_match, chrf_score, samples = trainer.dist.from_main(lambda: decoded_scores(trainer))
     metrics = {
         "epoch": p.epoch + 1,
         "step": p.steps,
-        "loss": p.loss_sum / p.target_steps,
+        "loss": p.loss_sum / p.target_tokens,
         "val_loss": val_loss,
         "char_accuracy": char_accuracy,
         "exact_match": exact_match,
@@ -45,7 +45,7 @@ def validate(trainer: Trainer) -> tuple[dict[str, Any], list[Sample]]:
         "learning_rate": trainer.schedule.rate,  # of the next step: the floor at the end
         "seconds": p.train_seconds,
         "eval_seconds": time.perf_counter() - started,
-        "chars_per_second": p.chars / max(p.train_seconds, 1e-9),
+        "chars_per_second": p.units / max(p.train_seconds, 1e-9),
     }
     return metrics, samples
 

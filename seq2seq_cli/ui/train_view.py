@@ -43,7 +43,7 @@ def _corpus_note(load: LoadReport) -> str:
 
 def _fine_tuning_note(e: RunStarted) -> str:
     note = f"fine-tuning from {e.init_from} (fresh optimizer and counters)"
-    source, target = e.unseen_characters
+    source, target = e.unseen_units
     if source or target:
         listed = "; ".join(f"{side} {len(chars)}: {' '.join(map(repr, chars[:20]))}"
                            for side, chars in (("source", source), ("target", target)) if chars)
@@ -148,11 +148,11 @@ class TrainView:
         if not self.live and self.clock() - self.last_log >= LOG_INTERVAL:
             self.last_log = self.clock()
             self.console.print(f"  epoch {e.epoch}: batch {e.batch:,}/{e.batches:,}  loss "
-                               f"{e.loss:.4f}  {e.chars_per_second:,.0f} {self.speed_label}",
+                               f"{e.loss:.4f}  {e.units_per_second:,.0f} {self.speed_label}",
                                highlight=False, soft_wrap=True)
         if self.progress is not None and self.task is not None:
             self.progress.update(self.task, completed=e.batch, loss=f"{e.loss:.4f}",
-                                 speed=f"{e.chars_per_second:,.0f}")
+                                 speed=f"{e.units_per_second:,.0f}")
 
     def _epoch_ended(self, e: EpochEnded) -> None:
         self._stop_progress()
