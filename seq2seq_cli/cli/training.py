@@ -31,10 +31,11 @@ def train(
     from seq2seq_cli.run_dir import RunDirectory
     from seq2seq_cli.training.events import TrainingStopped
     from seq2seq_cli.training.loop import train_from_config
+    from seq2seq_cli.training.members import trains_members
     from seq2seq_cli.ui.train_view import TrainView
 
     target = run_dir if run_dir is not None else Path("runs") / config.stem
-    if cfg.train.members != 1:
+    if trains_members(cfg, target, resume):
         _train_members(cfg, config, target, resume, overwrite, device, quiet)
         return
     # Under torchrun every rank runs this command; only rank 0 talks to the user.

@@ -72,6 +72,16 @@ def member_count(config: Config) -> int:
     return config.train.members or idle_cores()
 
 
+def trains_members(config: Config, run_dir: Path, resume: bool) -> bool:
+    """Whether ``train`` trains members side by side: train.members above 1 (null: more
+    than one idle core), or a resume of a run that did. Otherwise one run, as always."""
+    if config.train.members == 1:
+        return False
+    if resume:
+        return any(Path(run_dir).glob("member-*.yaml"))
+    return member_count(config) > 1
+
+
 def train_members(config: Config, run_dir: Path, *, resume: bool,
                   overwrite: bool, device: str, on_event: Callable[[object], None],
                   should_stop: Callable[[], bool]) -> MembersResult:
@@ -105,9 +115,6 @@ def _check_directory(root: Path, count: int, resume: bool, overwrite: bool) -> i
                           "--overwrite to replace them, or choose another --run-dir")
     if root.exists() and not root.is_dir():
         raise RunDirError(f"{root}: exists and is not a directory")
-    if count < 2:
-        raise UserError("train.members resolved to 1 here (one idle core): train a single "
-                        "run with train.members: 1, or set train.members to 2 or more")
     return count
 
 
