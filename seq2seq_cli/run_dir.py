@@ -14,6 +14,10 @@ RUN_DIR/tensorboard/           TensorBoard event files (train.tensorboard)
 RUN_DIR/curves.png             loss and accuracy curves (with the `plot` extra)
 RUN_DIR/.lock                  held by the process training into the directory
 ```
+
+With ``train.members`` the directory holds members instead (``training/members.py``):
+``ensemble.json``, ``test_metrics.json`` and ``member-N.yaml``, ``member-N.log`` and the
+run directory ``member-N/`` of each.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ RUN_FILES = ("config.yaml", "vocab.json", "metrics.jsonl", "test_metrics.json", 
 RUN_DIRS = ("checkpoints", "samples")
 OPTIONAL_DIRS = ("tensorboard",)  # made only when asked for; removed by --overwrite
 LOCK_FILE = ".lock"
+ENSEMBLE_FILE = "ensemble.json"  # names an ensemble's members (checkpoint/ensemble.py)
+MEMBERS = "member-*"  # each member's config, log and run directory
 
 
 @dataclass(frozen=True)
@@ -87,7 +93,12 @@ class RunDirectory:
         return self.root / "samples" / f"epoch-{epoch:03d}.txt"
 
     def holds_run(self) -> bool:
-        return any((self.root / name).exists() for name in RUN_FILES + RUN_DIRS)
+        """Whether a run, or the members of one (train.members), live here."""
+        return (any((self.root / name).exists() for name in RUN_FILES + RUN_DIRS)
+                or self.holds_members())
+
+    def holds_members(self) -> bool:
+        return (self.root / ENSEMBLE_FILE).exists() or any(self.root.glob(MEMBERS))
 
     def check_usable(self, *, resume: bool, overwrite: bool) -> None:
         """Refuse anything that would lose an earlier run or cannot work; writes nothing."""
@@ -145,16 +156,25 @@ class RunDirectory:
     def prepare(self, *, overwrite: bool) -> None:
         """Create the layout; with ``overwrite``, remove only the files a run writes."""
         if overwrite:
-            for name in RUN_FILES:
-                (self.root / name).unlink(missing_ok=True)
-            for name in RUN_DIRS + OPTIONAL_DIRS:
-                shutil.rmtree(self.root / name, ignore_errors=True)
+            self.remove_run()
         try:
             for name in RUN_DIRS:
                 (self.root / name).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise RunDirError(f"{self.root}: cannot create the run directory "
                               f"({exc.strerror})") from None
+
+    def remove_run(self) -> None:
+        """Remove only what a run (or the members of one) writes here."""
+        for name in (*RUN_FILES, ENSEMBLE_FILE):
+            (self.root / name).unlink(missing_ok=True)
+        for name in RUN_DIRS + OPTIONAL_DIRS:
+            shutil.rmtree(self.root / name, ignore_errors=True)
+        for member in self.root.glob(MEMBERS):
+            if member.is_dir():
+                shutil.rmtree(member, ignore_errors=True)
+            else:
+                member.unlink(missing_ok=True)
 
     def remove_temporaries(self) -> None:
         """Delete the ``.NAME.*.tmp`` files a killed process left behind (never complete)."""

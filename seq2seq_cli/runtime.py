@@ -46,7 +46,10 @@ def configure_threads(threads: int | None, world_size: int = 1,
     core with another job makes a 2-thread epoch several times slower than a 1-thread one.
     """
     if threads is None:
-        threads = recorded or max(1, idle_cores() // max(1, world_size))
+        # A recorded count, but never more than this machine's cores (a run resumed
+        # elsewhere): more threads than cores slow every step several times.
+        threads = (min(recorded, available_cores()) if recorded
+                   else max(1, idle_cores() // max(1, world_size)))
     torch.set_num_threads(threads)
     return threads
 

@@ -208,3 +208,50 @@ def test_an_ensemble_is_served(ensemble, tmp_path):
         assert model["members"] == 2
     finally:
         server.stop()
+
+
+def _attention_run(root: Path, seed: int, **options) -> Path:
+    from tests.test_attention import attention_model
+
+    found, vocabs = attention_model(seed=seed, **options)
+    config = Config(model=ModelConfig(**{"latent_dim": 16, **options}))
+    write_checkpoint(root / "checkpoints" / "best.pt",
+                     Checkpoint(config, vocabs, found.state_dict(), 1, 12, 6))
+    return root
+
+
+def test_members_that_attend_and_feed_show_their_mean_attention(tmp_path):
+    runs = [_attention_run(tmp_path / "a", 0, attention="general"),
+            _attention_run(tmp_path / "b", 1, attention="additive", input_feeding=True,
+                           bidirectional=True)]
+    translator = Translator.load(runs, "cpu")
+    alone = [Translator.load(r, "cpu") for r in runs]
+    for beam in (1, 3):
+        found = translator.translate(SOURCES[:6], beam_size=beam, n_best=beam,
+                                     with_attention=True)
+        again = translator.translate(SOURCES[:6], beam_size=beam, n_best=beam)
+        assert [t.hypotheses for t in found] == [t.hypotheses for t in again]
+        for t in found:
+            for h in t.hypotheses:
+                rows = h.attention  # (output units and EOS, source units)
+                assert rows.shape[1] == len(t.normalised)
+                assert rows.sum(axis=1) == pytest.approx([1.0] * rows.shape[0], abs=1e-4)
+    # Each member's attention, averaged, for the first step of a source.
+    source = SOURCES[0]
+    weights = [m.translate(source, max_length=1, with_attention=True)[0].hypotheses[0]
+               for m in alone]
+    mean = translator.translate(source, max_length=1, with_attention=True)[0].hypotheses[0]
+    assert mean.attention[0] == pytest.approx(
+        (weights[0].attention[0] + weights[1].attention[0]) / 2, abs=1e-5)
+
+
+def test_an_ensemble_where_a_member_does_not_attend_says_so(members, tmp_path):
+    runs = [_attention_run(tmp_path / "a", 0, attention="dot"), members[0]]
+    result = runner.invoke(app, ["translate", str(runs[0]), "x", "--with-attention",
+                                 "--format", "jsonl", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "mixed"
+    assert runner.invoke(app, ["ensemble", str(out), *map(str, runs)]).exit_code == 0
+    result = runner.invoke(app, ["translate", str(out), "abc", "--with-attention", "--format",
+                                 "jsonl", "--device", "cpu"])
+    assert result.exit_code == 2 and "not every member" in result.stderr

@@ -558,6 +558,19 @@ def test_a_run_killed_while_the_idle_cores_change_resumes_with_its_own_threads(t
              "--device", "cpu", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, preexec_fn=lambda: os.sched_setaffinity(0, cores))
 
+    # The check has teeth only where one and two threads give other losses.
+    sums = {}
+    for threads in (1, 2):
+        done = subprocess.run(
+            [sys.executable, "-m", "seq2seq_cli", "train", str(config), "--run-dir",
+             str(tmp_path / f"threads-{threads}"), "--device", "cpu", "--quiet", "--set",
+             f"train.threads={threads}", "--set", "train.epochs=3"],
+            capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        sums[threads] = [m["val_loss"] for m in _metrics(tmp_path / f"threads-{threads}")]
+    if sums[1] == sums[2]:
+        pytest.skip("one and two threads give the same sums on this machine: a resume on "
+                    "another count could not be told apart")
     neighbour = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:  # a busy neighbour: one of the two cores is idle
         straight = train(tmp_path / "straight")
@@ -565,7 +578,7 @@ def test_a_run_killed_while_the_idle_cores_change_resumes_with_its_own_threads(t
         assert straight.returncode == 0, err
         assert _resolved_threads(out) == "1"
         killed = train(tmp_path / "run")
-        _wait_for(tmp_path / "run" / "metrics.jsonl", killed)  # epoch 1 saved
+        _wait_for(tmp_path / "run" / "checkpoints" / "last.pt", killed)  # epoch 1 saved
         killed.kill()
         killed.communicate(timeout=60)
     finally:
@@ -577,11 +590,3 @@ def test_a_run_killed_while_the_idle_cores_change_resumes_with_its_own_threads(t
     assert resumed.returncode == 0, err
     assert _resolved_threads(out) == "1"
     assert _untimed(_metrics(tmp_path / "run")) == _untimed(_metrics(tmp_path / "straight"))
-    # The check has teeth: two threads from the start give other losses.
-    two = subprocess.run(
-        [sys.executable, "-m", "seq2seq_cli", "train", str(config), "--run-dir",
-         str(tmp_path / "two"), "--device", "cpu", "--quiet", "--set", "train.threads=2",
-         "--set", "train.epochs=3"], capture_output=True, text=True, timeout=300)
-    assert two.returncode == 0, two.stderr
-    assert ([m["val_loss"] for m in _metrics(tmp_path / "two")]
-            != [m["val_loss"] for m in _metrics(tmp_path / "straight")[:3]])

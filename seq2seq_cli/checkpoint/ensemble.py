@@ -26,8 +26,8 @@ from seq2seq_cli.checkpoint.format import (
 from seq2seq_cli.data.vocabulary import Vocabulary
 from seq2seq_cli.errors import CheckpointError, UserError
 from seq2seq_cli.model.ensemble import Ensemble
+from seq2seq_cli.run_dir import ENSEMBLE_FILE
 
-ENSEMBLE_FILE = "ensemble.json"
 FORMAT = "seq2seq-cli ensemble"
 FORMAT_VERSION = 1
 SHARED_DATA_KEYS = ("source_units", "target_units", "normalization", "lowercase")
@@ -70,6 +70,9 @@ def load_model(targets: Target | Sequence[Target],
     """One trained model, or an ensemble: a run directory, a checkpoint file, an ensemble
     directory, or several of them (decoded as one)."""
     paths = expand(targets)
+    if not paths:
+        raise UserError("no model given: name a run directory, a checkpoint file or an "
+                        "ensemble")
     if len(paths) == 1:
         return load_trained_model(paths[0], device)
     loaded = [load_trained_model(path, device) for path in paths]
@@ -125,7 +128,10 @@ def write_ensemble(directory: Path, members: Sequence[Target]) -> list[Path]:
                         "so nothing already there is replaced")
     files = [resolve_checkpoint(path) for path in paths]
     check_members([(path, Checkpoint.read(file)) for path, file in zip(paths, files)])
-    directory.mkdir(parents=True)
+    try:
+        directory.mkdir(parents=True)
+    except OSError as exc:
+        raise UserError(f"{directory}: cannot create it ({exc.strerror or exc})") from None
     write_ensemble_file(directory, paths)
     return files
 

@@ -36,7 +36,8 @@ SetOption = Annotated[list[str], typer.Option(
 DeviceOption = Annotated[str, typer.Option(
     help="auto (CUDA when a GPU is present, else the CPU), cpu, cuda, cuda:N or mps.")]
 ModelArg = Annotated[Path, typer.Argument(
-    help="A run directory (uses its checkpoints/best.pt) or a checkpoint file.",
+    help="A run directory (uses its checkpoints/best.pt), a checkpoint file, or an ensemble "
+         "directory (train.members, seq2seq ensemble).",
     show_default=False)]
 
 

@@ -31,12 +31,13 @@ def train(
     from seq2seq_cli.run_dir import RunDirectory
     from seq2seq_cli.training.events import TrainingStopped
     from seq2seq_cli.training.loop import train_from_config
-    from seq2seq_cli.training.members import trains_members
+    from seq2seq_cli.training.members import planned_members
     from seq2seq_cli.ui.train_view import TrainView
 
     target = run_dir if run_dir is not None else Path("runs") / config.stem
-    if trains_members(cfg, target, resume):
-        _train_members(cfg, config, target, resume, overwrite, device, quiet)
+    members = planned_members(cfg, target, resume)
+    if members:
+        _train_members(cfg, config, target, members, resume, overwrite, device, quiet)
         return
     # Under torchrun every rank runs this command; only rank 0 talks to the user.
     view = TrainView(config, quiet=quiet, silent=os.environ.get("RANK", "0") != "0")
@@ -55,9 +56,9 @@ def train(
     view.summary(result)
 
 
-def _train_members(cfg, config: Path, target: Path, resume: bool, overwrite: bool,
-                   device: str, quiet: bool) -> None:
-    """train.members > 1: the members side by side, then the ensemble."""
+def _train_members(cfg, config: Path, target: Path, members: int, resume: bool,
+                   overwrite: bool, device: str, quiet: bool) -> None:
+    """train.members: the members side by side, then the ensemble."""
     from seq2seq_cli.cli.signals import StopOnSignal
     from seq2seq_cli.training.members import MembersStopped, train_members
     from seq2seq_cli.ui.members_view import MembersView
@@ -65,10 +66,13 @@ def _train_members(cfg, config: Path, target: Path, resume: bool, overwrite: boo
     view = MembersView(config, quiet=quiet)
     with StopOnSignal() as stop:
         try:
-            result = train_members(cfg, target, resume=resume, overwrite=overwrite,
+            result = train_members(cfg, target, members, resume=resume, overwrite=overwrite,
                                    device=device, on_event=view.handle,
                                    should_stop=stop.requested)
         except MembersStopped as exc:
             view.stopped(exc.run_dir)
             raise typer.Exit(stop.exit_code) from None
+        except KeyboardInterrupt:  # a second Ctrl-C: the members were stopped at once
+            view.stopped(target)
+            raise typer.Exit(130) from None
     view.summary(result)

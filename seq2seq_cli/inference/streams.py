@@ -48,10 +48,9 @@ class TranslateSettings:
     def check_model(self, translator: Translator) -> None:
         """Refuse weights a model cannot give, as soon as it is loaded, before any input."""
         if self.with_attention and not translator.has_attention:
-            raise UserError(f"{translator.path}: this model has no attention (model.attention "
-                            f"= '{translator.config.model.attention}'), so there are no "
-                            "weights for --attention-plot or --with-attention; train with "
-                            "model.attention set to dot, general or additive")
+            raise UserError(f"{translator.path}: {translator.no_attention_reason()}, so there "
+                            "are no weights for --attention-plot or --with-attention; train "
+                            "with model.attention set to dot, general or additive")
 
 
 @dataclass

@@ -76,9 +76,11 @@ class Translator:
         attention (``model/row_wise.py``; slower for large alphabets); other models (and
         members) are loaded as they are."""
         trained = load_model(model, resolve_device(device))
-        for member in trained.members or (trained,):
-            member.model.batch_invariant = batch_invariant and row_wise_pays(
-                member.config.model)
+        members = trained.members or (trained,)
+        # An ensemble is invariant only if every member is: all of them row-wise, or none.
+        invariant = batch_invariant and all(row_wise_pays(m.config.model) for m in members)
+        for member in members:
+            member.model.batch_invariant = invariant
         return cls(trained)
 
     @classmethod
@@ -119,6 +121,14 @@ class Translator:
     def has_attention(self) -> bool:
         return self.model.attention is not None
 
+    def no_attention_reason(self) -> str:
+        """Why there are no attention weights, in the config's words."""
+        if not self._trained.members:
+            return f"this model has no attention (model.attention = " \
+                   f"'{self.config.model.attention}')"
+        kinds = ", ".join(repr(m.config.model.attention) for m in self._trained.members)
+        return f"not every member of this ensemble attends (model.attention: {kinds})"
+
     @property
     def max_source_length(self) -> int:
         """The longest training source, in units (0 when the checkpoint lacks it)."""
@@ -145,10 +155,9 @@ class Translator:
         greedy decoding; scores are length-normalised log-probabilities."""
         texts = [texts] if isinstance(texts, str) else list(texts)
         if with_attention and not self.has_attention:
-            raise UserError(f"{self.path}: this model has no attention (model.attention = "
-                            f"'{self.config.model.attention}'), so it has no attention "
-                            "weights to give; train with model.attention set to dot, "
-                            "general or additive")
+            raise UserError(f"{self.path}: {self.no_attention_reason()}, so it has no "
+                            "attention weights to give; train with model.attention set to "
+                            "dot, general or additive")
         sources = [self.normalise(text) for text in texts]
         found = translate_texts(self.model, self.vocabularies, sources,
                                 max_length=max_length or self.default_max_length(),

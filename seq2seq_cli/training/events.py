@@ -71,7 +71,9 @@ class EpochEnded:
 
 
 class StopReason(str, Enum):
-    """Why a run ended; each equals its name as a string (``"max_minutes"``)."""
+    """Why a run ended; each equals, and prints as, its name (``"max_minutes"``)."""
+
+    __str__ = str.__str__
 
     completed = "completed"  # every epoch of train.epochs
     early_stopping = "early_stopping"  # train.patience validations without improvement

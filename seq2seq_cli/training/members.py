@@ -24,13 +24,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from seq2seq_cli.checkpoint.ensemble import is_ensemble, write_ensemble_file
-from seq2seq_cli.config import Config, dump_config
+from seq2seq_cli.checkpoint.ensemble import write_ensemble_file
+from seq2seq_cli.config import Config, dump_config, load_config
 from seq2seq_cli.data.corpus import load_corpus
+from seq2seq_cli.data.reading import Pair
 from seq2seq_cli.errors import RunDirError, UserError
 from seq2seq_cli.inference.translator import Translator
 from seq2seq_cli.run_dir import RunDirectory
-from seq2seq_cli.runtime import idle_cores
+from seq2seq_cli.runtime import idle_cores, resolve_device, resolve_precision
 
 POLL_SECONDS = 0.5
 
@@ -72,86 +73,114 @@ def member_count(config: Config) -> int:
     return config.train.members or idle_cores()
 
 
-def trains_members(config: Config, run_dir: Path, resume: bool) -> bool:
-    """Whether ``train`` trains members side by side: train.members above 1 (null: more
-    than one idle core), or a resume of a run that did. Otherwise one run, as always."""
-    if config.train.members == 1:
-        return False
+def planned_members(config: Config, run_dir: Path, resume: bool) -> int:
+    """How many members ``train`` trains side by side here; 0 for one run, as always
+    (train.members: 1, or null finding one idle core). A resume continues what the
+    directory holds, whatever the config now says."""
+    existing = len(list(Path(run_dir).glob("member-*.yaml")))
     if resume:
-        return any(Path(run_dir).glob("member-*.yaml"))
-    return member_count(config) > 1
+        return existing
+    if config.train.members == 1:
+        return 0
+    count = member_count(config)  # counted once: the load may change
+    return count if count > 1 else 0
 
 
-def train_members(config: Config, run_dir: Path, *, resume: bool,
+def train_members(config: Config, run_dir: Path, count: int, *, resume: bool,
                   overwrite: bool, device: str, on_event: Callable[[object], None],
                   should_stop: Callable[[], bool]) -> MembersResult:
-    """Train the members side by side, then name them as one ensemble and score it."""
-    root = Path(run_dir)
-    count = _check_directory(root, member_count(config), resume, overwrite)
-    threads = config.train.threads or 1
-    seeds = tuple(config.train.seed + i for i in range(count))
-    root.mkdir(parents=True, exist_ok=True)
-    dirs = [root / f"member-{i + 1}" for i in range(count)]
-    on_event(MembersStarted(root, count, threads, seeds, resume))
-    processes = [_start(config, root, i, seed, threads, resume, overwrite, device)
-                 for i, seed in enumerate(seeds)]
-    _follow(processes, dirs, on_event, should_stop, root)
-    write_ensemble_file(root, dirs)
-    return MembersResult(root, dirs, [_read_json(RunDirectory(d).test_metrics) for d in dirs],
-                         _score_test_split(config, root, device))
-
-
-def _check_directory(root: Path, count: int, resume: bool, overwrite: bool) -> int:
-    """The number of members: the config's for a new run, the run's own when resuming."""
+    """Train ``count`` members side by side, then name them as one ensemble and score it.
+    Everything a typo can fail is checked before anything is written."""
+    root = RunDirectory(Path(run_dir))
     if resume and overwrite:
         raise RunDirError("--resume and --overwrite contradict each other; choose one")
-    existing = sorted(root.glob("member-*.yaml"))
-    if resume:
-        if not existing:
-            raise RunDirError(f"{root}: no members to resume (no member-*.yaml)")
-        return len(existing)
-    if (existing or is_ensemble(root)) and not overwrite:
-        raise RunDirError(f"{root}: already holds members; pass --resume to continue them, "
-                          "--overwrite to replace them, or choose another --run-dir")
-    if root.exists() and not root.is_dir():
-        raise RunDirError(f"{root}: exists and is not a directory")
-    return count
+    if not resume:
+        root.check_usable(resume=False, overwrite=overwrite)  # never over another run
+    resolve_precision(config.train.precision, resolve_device(device))
+    test = load_corpus(config.data).test  # a missing or malformed corpus fails here
+    threads = config.train.threads or 1
+    seeds = tuple(config.train.seed + i for i in range(count))
+    if overwrite:
+        root.remove_run()
+    root.root.mkdir(parents=True, exist_ok=True)
+    dirs = [root.root / f"member-{i + 1}" for i in range(count)]
+    on_event(MembersStarted(root.root, count, threads, seeds, resume))
+    processes: list[subprocess.Popen] = []
+    try:
+        for i, seed in enumerate(seeds):
+            processes.append(_start(config, root.root, i, seed, threads, resume, device))
+        _follow(processes, dirs, on_event, should_stop, root.root, resume)
+    finally:
+        _end(processes)  # on an error or a second Ctrl-C: no member left running
+    write_ensemble_file(root.root, dirs)
+    return MembersResult(root.root, dirs,
+                         [_read_json(RunDirectory(d).test_metrics) for d in dirs],
+                         _score_test_split(test, root, device))
 
 
 def _start(config: Config, root: Path, index: int, seed: int, threads: int, resume: bool,
-           overwrite: bool, device: str) -> subprocess.Popen:
-    member = replace(config, train=replace(config.train, members=1, seed=seed,
-                                           threads=threads))
+           device: str) -> subprocess.Popen:
     config_file = root / f"member-{index + 1}.yaml"
-    config_file.write_text(dump_config(member), encoding="utf-8")
     run = RunDirectory(root / f"member-{index + 1}")
+    train = replace(config.train, members=1, seed=seed, threads=threads)
+    # A resumed member keeps its data and model sections; only train.* may change.
+    base = load_config(config_file) if resume and config_file.exists() else config
+    config_file.write_text(dump_config(replace(base, train=train)), encoding="utf-8")
     if resume and run.last.exists():
         flags = ["--resume"]
     else:  # a new member, or one killed before it saved anything
-        flags = ["--overwrite"] if (overwrite or resume) and run.root.exists() else []
-    log = open(root / f"member-{index + 1}.log", "ab")  # noqa: SIM115 - the child's
-    with log:
+        flags = ["--overwrite"] if run.root.exists() else []
+    with open(root / f"member-{index + 1}.log", "ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "seq2seq_cli", "train", str(config_file), "--run-dir",
              str(run.root), "--device", device, "--quiet", *flags],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=_end_with_parent)
+
+
+def _end_with_parent() -> None:
+    """In the member: a SIGTERM (save and stop) when the parent dies, however it dies."""
+    if sys.platform == "linux":
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1  # noqa: N806 (prctl's name)
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _end(processes: list[subprocess.Popen], timeout: float = 60.0) -> None:
+    """Stop the members still running: SIGTERM (each saves its position), then SIGKILL."""
+    live = [p for p in processes if p.poll() is None]
+    for process in live:
+        process.send_signal(signal.SIGTERM)
+    for process in live:
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _last_step(run: Path) -> int:
+    records = RunDirectory(run).read_metrics() if RunDirectory(run).metrics.exists() else []
+    return max((m.get("step", 0) for m in records), default=-1)
 
 
 def _follow(processes: list[subprocess.Popen], dirs: list[Path],
             on_event: Callable[[object], None], should_stop: Callable[[], bool],
-            root: Path) -> None:
+            root: Path, resume: bool) -> None:
     """Report each member's validations until every member has ended; pass a stop
     request on to them."""
-    seen = [len(RunDirectory(d).read_metrics()) if RunDirectory(d).metrics.exists() else 0
-            for d in dirs]
+    # Validations an earlier invocation reported are not reported again.
+    shown = [_last_step(d) if resume else -1 for d in dirs]
     stopping = False
     while True:
         running = [p.poll() is None for p in processes]
         for i, d in enumerate(dirs):
             records = RunDirectory(d).read_metrics() if RunDirectory(d).metrics.exists() else []
-            for record in records[seen[i]:]:
-                on_event(MemberValidated(i + 1, len(dirs), record))
-            seen[i] = max(seen[i], len(records))
+            for record in records:
+                if record.get("step", 0) > shown[i]:
+                    on_event(MemberValidated(i + 1, len(dirs), record))
+                    shown[i] = record.get("step", 0)
         if not any(running):
             break
         if should_stop() and not stopping:
@@ -180,15 +209,14 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
-def _score_test_split(config: Config, root: Path, device: str) -> dict[str, Any] | None:
+def _score_test_split(test: list[Pair], root: RunDirectory,
+                      device: str) -> dict[str, Any] | None:
     """The ensemble's greedy exact match and chrF on the test split, as a single run
     scores its best.pt; written to RUN_DIR/test_metrics.json."""
-    test = load_corpus(config.data).test
     if not test:
         return None
-    report = Translator.load(root, device).evaluate(test)
+    report = Translator.load(root.root, device).evaluate(test)
     scores = {"n": report.n, "exact_match": report.exact_match, "chrf": report.chrf,
               "error_rate": report.error_rate, "error_rate_unit": report.error_rate_unit}
-    RunDirectory(root).write_text(RunDirectory(root).test_metrics,
-                                  json.dumps(scores, indent=1) + "\n")
+    root.write_text(root.test_metrics, json.dumps(scores, indent=1) + "\n")
     return scores
