@@ -107,6 +107,25 @@ def test_minutes_set_the_budget_and_lift_the_epoch_limit(tmp_path):
     assert config.train.lr_schedule == "linear"  # so it decays to the end of the 15 minutes
 
 
+def test_a_long_budget_trains_members_and_a_short_one_a_single_model(tmp_path):
+    """From MEMBERS_FROM_MINUTES on, one member per idle core; each config trains."""
+    corpus = lexicon(tmp_path)
+    for minutes, members in (("5", 1), ("60", None)):
+        (tmp_path / minutes).mkdir()
+        path = written(tmp_path / minutes, "--preset", "quality", "--minutes", minutes,
+                       "--data", str(corpus))
+        config = load_config(path)
+        assert config.train.members == members
+        run = tmp_path / f"run-{minutes}"
+        result = runner.invoke(app, [
+            "train", str(path), "--run-dir", str(run), "--device", "cpu", "--set",
+            "train.epochs=1", "--set", "model.latent_dim=8", "--set", "model.embedding_dim=8",
+            "--set", "model.decoder_units=16", "--set", "train.members=2" if members is None
+            else "train.members=1"])
+        assert result.exit_code == 0, result.output
+        assert (run / "ensemble.json").exists() == (members is None)
+
+
 # ---------------------------------------------------------------- units from the corpus
 
 

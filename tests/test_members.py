@@ -86,7 +86,7 @@ def _member_pid(config_file: Path, deadline: float) -> int:
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the member's process in /proc")
 def test_a_member_killed_mid_way_resumes_exactly(tmp_path):
-    config = _config(tmp_path, epochs=100)
+    config = _config(tmp_path, epochs=30)
     run = tmp_path / "run"
     parent = subprocess.Popen([*TRAIN, str(config), "--run-dir", str(run), "--device", "cpu"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -111,7 +111,7 @@ def test_a_member_killed_mid_way_resumes_exactly(tmp_path):
                               capture_output=True, text=True, timeout=300)
     assert straight.returncode == 0, straight.stderr
     assert _untimed(_metrics(run / "member-1")) == _untimed(_metrics(tmp_path / "straight"))
-    assert len(_metrics(run / "member-2")) == 100
+    assert len(_metrics(run / "member-2")) == 30
 
 
 def test_sigterm_stops_every_member_at_a_saved_position(tmp_path):

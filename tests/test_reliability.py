@@ -549,7 +549,7 @@ def test_a_run_killed_while_the_idle_cores_change_resumes_with_its_own_threads(t
                  "test_fraction": 0.1},
         # Wide enough that one and two threads give other sums (checked below).
         "model": {"latent_dim": 64},
-        "train": {"epochs": 40, "batch_size": 32, "eval_samples": 4, "show_samples": 0,
+        "train": {"epochs": 12, "batch_size": 32, "eval_samples": 4, "show_samples": 0,
                   "patience": None, "plot": False, "threads": None}})
 
     def train(run: Path, *extra: str) -> subprocess.Popen:

@@ -18,7 +18,13 @@ from typing import Any
 import yaml
 
 from seq2seq_cli.config import SECTIONS, config_from_dict
-from seq2seq_cli.config.presets import DESCRIPTIONS, EPOCHS_UNDER_A_TIME_BUDGET, NOTES, PRESETS
+from seq2seq_cli.config.presets import (
+    DESCRIPTIONS,
+    EPOCHS_UNDER_A_TIME_BUDGET,
+    MEMBERS_FROM_MINUTES,
+    NOTES,
+    PRESETS,
+)
 from seq2seq_cli.errors import ConfigError, UserError
 
 WIDTH = 90  # comment lines are wrapped to this many characters
@@ -51,6 +57,9 @@ def init_config(preset: str = "recipe", *, minutes: float | None = None,
     if minutes is not None:
         tree["train"] |= {"epochs": EPOCHS_UNDER_A_TIME_BUDGET, "max_minutes": float(minutes)}
         notes |= NOTES["minutes"]
+        if preset == "quality" and minutes >= MEMBERS_FROM_MINUTES:
+            tree["train"]["members"] = None
+            notes |= NOTES["members"]
     header = [f"A seq2seq config from the `{preset}` preset: {DESCRIPTIONS[preset]}."]
     if data is not None:
         tree["data"] |= {"path": data.path, "source_units": data.source,
