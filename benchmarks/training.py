@@ -26,10 +26,9 @@ from report import Check, Section
 from seq2seq_cli.config import Config, load_config
 from seq2seq_cli.run_dir import RunDirectory
 from seq2seq_cli.training.distributed import Distributed
-from seq2seq_cli.training.loop import Plan, Step, epoch_plan, epoch_steps
+from seq2seq_cli.training.loop import epoch_steps
 from seq2seq_cli.training.setup import setup_trainer
 from seq2seq_cli.training.state import Trainer
-from seq2seq_cli.training.step import train_step
 
 RECIPE_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "fra-eng.yaml"
 LENGTH, PADDED, BF16 = "mixed fp32", "pad_to_max fp32", "mixed bf16"
@@ -71,16 +70,13 @@ def start_trainer(config: Config, run_dir: Path) -> Trainer:
                   lambda event: None, lambda: False)
 
 
-def epochs_in_turn(trainers: dict[str, Trainer], peaks: list[float],
-                   swaps: dict[str, tuple[Plan, Step]] | None = None) -> dict[str, dict]:
+def epochs_in_turn(trainers: dict[str, Trainer], peaks: list[float]) -> dict[str, dict]:
     """One epoch of every trainer, one optimizer step each in turn, each ending with its
-    validation; returns each one's metrics. ``swaps``: a (batch plan, step) of a trainer
-    in place of the library's (benchmarks/batching_experiments.py).
+    validation; returns each one's metrics.
 
     A matmul peak sample is taken every PEAK_EVERY turns, under the same load.
     """
-    swaps = swaps or {}
-    pending = {name: epoch_steps(trainer, *swaps.get(name, (epoch_plan, train_step)))
+    pending = {name: epoch_steps(trainer)
                for name, trainer in trainers.items()}
     for turn in itertools.count():
         if not pending:

@@ -49,9 +49,6 @@ from seq2seq_cli.training.state import (
 from seq2seq_cli.training.step import train_step
 from seq2seq_cli.training.validation import score_test_split, validate
 
-Plan = Callable[[Trainer, int], list[np.ndarray]]  # (trainer, epoch) -> batches of rows
-Step = Callable[[Trainer, np.ndarray], tuple[float, int]]  # rows -> (loss sum, tokens)
-
 
 def train_from_config(config: Config, run_dir: str | Path, *, resume: bool = False,
                       overwrite: bool = False, device: str = "auto",
@@ -104,11 +101,10 @@ def epoch_plan(trainer: Trainer, epoch: int) -> list[np.ndarray]:
                          rng, trainer.config.train.batching)
 
 
-def train_epoch(trainer: Trainer, plan: Plan = epoch_plan,
-                step: Step = train_step) -> StopReason:
+def train_epoch(trainer: Trainer) -> StopReason:
     """Train to the end of the epoch, or until a budget, early stopping or a signal ends
     the run; returns why it ended (``completed`` if it did not)."""
-    steps = epoch_steps(trainer, plan, step)
+    steps = epoch_steps(trainer)
     while True:
         try:
             next(steps)
@@ -116,18 +112,16 @@ def train_epoch(trainer: Trainer, plan: Plan = epoch_plan,
             return end.value
 
 
-def epoch_steps(trainer: Trainer, plan: Plan = epoch_plan,
-                step: Step = train_step) -> Generator[None, None, StopReason]:
+def epoch_steps(trainer: Trainer) -> Generator[None, None, StopReason]:
     """``train_epoch`` one optimizer step at a time: yields after each step, returns why
-    the epoch ended. ``plan`` and ``step`` are the library's unless an experiment swaps
-    them (benchmarks/batching_experiments.py)."""
+    the epoch ended (benchmarks/training.py runs several trainers in turn with it)."""
     t, p = trainer.config.train, trainer.progress
     epoch = p.epoch + 1
-    batches = plan(trainer, epoch)
+    batches = epoch_plan(trainer, epoch)
     trainer.on_event(EpochStarted(epoch, len(batches), p.batches_done))
     trainer.model.train()
     for rows in batches[p.batches_done:]:
-        _step_and_count(trainer, rows, epoch, len(batches), step)
+        _step_and_count(trainer, rows, epoch, len(batches))
         if p.batches_done < len(batches):  # a validation inside the epoch comes before a stop
             budget = spent_budget(trainer)
             if budget or validation_due(trainer):
@@ -149,11 +143,10 @@ def epoch_steps(trainer: Trainer, plan: Plan = epoch_plan,
     return budget or reason or StopReason.completed
 
 
-def _step_and_count(trainer: Trainer, rows: np.ndarray, epoch: int, batches: int,
-                    step: Step) -> None:
+def _step_and_count(trainer: Trainer, rows: np.ndarray, epoch: int, batches: int) -> None:
     p = trainer.progress
     started = time.perf_counter()
-    loss_sum, tokens = step(trainer, rows)
+    loss_sum, tokens = train_step(trainer, rows)
     if not math.isfinite(loss_sum):
         raise TrainingDiverged(
             f"the loss became {loss_sum} in epoch {epoch}, batch {p.batches_done + 1}; "
