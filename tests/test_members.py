@@ -62,6 +62,14 @@ def test_members_train_side_by_side_within_the_budget_and_decode_as_one(tmp_path
     assert again.exit_code == 2 and "--resume" in again.stderr
 
 
+def _wait_until(ready, process: subprocess.Popen, seconds: float = 120) -> None:
+    """Until ``ready()``, while ``process`` runs, for at most ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not ready():
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.02)
+
+
 def _finally_stopped(process: subprocess.Popen) -> None:
     """A test that fails must not leave its trainers running (members stop with it)."""
     if process.poll() is None:
@@ -91,11 +99,8 @@ def test_a_member_killed_mid_way_resumes_exactly(tmp_path):
     parent = subprocess.Popen([*TRAIN, str(config), "--run-dir", str(run), "--device", "cpu"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 120
-        pid = _member_pid(run / "member-1.yaml", deadline)
-        while not (run / "member-1" / "checkpoints" / "last.pt").exists():
-            assert time.monotonic() < deadline and parent.poll() is None
-            time.sleep(0.02)
+        pid = _member_pid(run / "member-1.yaml", time.monotonic() + 120)
+        _wait_until((run / "member-1" / "checkpoints" / "last.pt").exists, parent)
         os.kill(pid, signal.SIGKILL)
         _, err = parent.communicate(timeout=300)
     finally:
@@ -120,10 +125,8 @@ def test_sigterm_stops_every_member_at_a_saved_position(tmp_path):
     parent = subprocess.Popen([*TRAIN, str(config), "--run-dir", str(run), "--device", "cpu"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 120
-        while not all((run / f"member-{i}" / "metrics.jsonl").exists() for i in (1, 2)):
-            assert time.monotonic() < deadline and parent.poll() is None
-            time.sleep(0.02)
+        _wait_until(lambda: all((run / f"member-{i}" / "metrics.jsonl").exists()
+                                for i in (1, 2)), parent)
         parent.send_signal(signal.SIGTERM)
         _, err = parent.communicate(timeout=120)
     finally:

@@ -161,8 +161,7 @@ def _end(processes: list[subprocess.Popen], timeout: float = 60.0) -> None:
 
 
 def _last_step(run: Path) -> int:
-    records = RunDirectory(run).read_metrics() if RunDirectory(run).metrics.exists() else []
-    return max((m.get("step", 0) for m in records), default=-1)
+    return max((m.get("step", 0) for m in RunDirectory(run).read_metrics()), default=-1)
 
 
 def _follow(processes: list[subprocess.Popen], dirs: list[Path],
@@ -176,8 +175,7 @@ def _follow(processes: list[subprocess.Popen], dirs: list[Path],
     while True:
         running = [p.poll() is None for p in processes]
         for i, d in enumerate(dirs):
-            records = RunDirectory(d).read_metrics() if RunDirectory(d).metrics.exists() else []
-            for record in records:
+            for record in RunDirectory(d).read_metrics():
                 if record.get("step", 0) > shown[i]:
                     on_event(MemberValidated(i + 1, len(dirs), record))
                     shown[i] = record.get("step", 0)
