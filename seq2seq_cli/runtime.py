@@ -105,10 +105,6 @@ class Precision:
     running: str
     reason: str | None = None  # why running differs from requested
 
-    @property
-    def fell_back(self) -> bool:
-        return self.running != self.requested
-
 
 def resolve_precision(requested: str, device: torch.device) -> Precision:
     """fp16 needs CUDA (a config error elsewhere); bf16 runs where this device has a bf16
