@@ -184,13 +184,6 @@ def test_the_python_api_takes_several_runs(members, ensemble):
     assert isinstance(Translator.load(ensemble, "cpu").model, Ensemble)
 
 
-def test_exporting_an_ensemble_is_refused_with_one_line(ensemble, tmp_path):
-    result = runner.invoke(app, ["export", str(ensemble), "--output", str(tmp_path / "x")])
-    assert result.exit_code == 2
-    assert len(result.stderr.strip().splitlines()) == 1 and "ensemble" in result.stderr
-    assert not (tmp_path / "x").exists()
-
-
 def test_an_ensemble_is_served(ensemble, tmp_path):
     pytest.importorskip("uvicorn", reason="needs the `serve` extra")
     from tests.test_serve import start_server

@@ -56,8 +56,9 @@ def ensemble(
 def export(
     model: ModelArg,
     format: Annotated[ExportFormat, typer.Option(
-        "--format", help="onnx: encoder and decoder-step graphs that run with onnxruntime "
-        "and numpy, no PyTorch.")] = ExportFormat.onnx,
+        "--format", help="onnx: encoder and decoder-step graphs (each member's, in "
+        "member-N/, for an ensemble) that run with onnxruntime and numpy, no PyTorch.")
+    ] = ExportFormat.onnx,
     output: Annotated[Optional[Path], typer.Option(  # noqa: UP045
         "--output", "-o", help="Directory to write (default: RUN/export-onnx).")] = None,
     report_format: Annotated[ReportFormat, typer.Option(
@@ -65,7 +66,9 @@ def export(
         "(the directory and every file with its size and SHA-256) for scripts.")
     ] = ReportFormat.text,
 ) -> None:
-    """Export a trained model for deployment without PyTorch (needs the `export` extra)."""
+    """Export a trained model or an ensemble for deployment without PyTorch (needs the
+    `export` extra); the exported runner decodes an ensemble's members together, as
+    translate does."""
     from seq2seq_cli.deploy.export import export_model, exported_files
     from seq2seq_cli.ui.deploy_view import render_export
 

@@ -1,9 +1,10 @@
-"""``seq2seq export``: a trained model as ONNX graphs (or TorchScript) that run without
+"""``seq2seq export``: a trained model, or an ensemble, as ONNX graphs that run without
 PyTorch.
 
-The ONNX directory holds the encoder and one decoder step as two graphs, the vocabularies
-and normalisation settings as JSON, a runner that needs only numpy and onnxruntime
-(``seq2seq_onnx.py``, a copy of ``seq2seq_cli/deploy/onnx_runner.py``) and a README:
+The ONNX directory of one model holds the encoder and one decoder step as two graphs
+(written by ``deploy/onnx_graphs.py``), the vocabularies and normalisation settings as
+JSON, a runner that needs only numpy and onnxruntime (``seq2seq_onnx.py``, a copy of
+``seq2seq_cli/deploy/onnx_runner.py``) and a README:
 
 ```
 EXPORT_DIR/encoder.onnx       one-hot sources (B, S, Fs), right-padded, and their lengths
@@ -21,105 +22,74 @@ EXPORT_DIR/seq2seq_onnx.py    greedy and beam search on the graphs (numpy + onnx
 EXPORT_DIR/README.md
 ```
 
-The search itself (grouping sources by length, padding the memory, beams) lives in the
-runner, in numpy: the graphs are the model, nothing more.
+An ensemble (an ensemble directory, ``model/ensemble.py``) is written as format 3: the
+same two graphs for each member, in ``member-1/``, ``member-2/``, ... (each as its own
+model's, so members may differ in architecture), and a model.json whose ``ensemble`` key
+holds the combination rule and each member's settings (its directory, attention,
+inputs, source lengths, ...), the text settings and vocabularies being the members'
+shared ones; ``files`` records the members' graphs as ``member-N/encoder.onnx``. The
+runner encodes with every member and combines their distributions at every step as
+``Ensemble.decode`` does.
+
+The search itself (grouping sources by length, padding the memory, beams, combining
+members) lives in the runner, in numpy: the graphs are the model, nothing more. The
+export has no TorchScript format: ``--format`` takes onnx alone.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import math
+import re
 import shutil
-import warnings
 from pathlib import Path
 
-import torch
-from torch import nn
-
 from seq2seq_cli.atomic import atomic_write
-from seq2seq_cli.checkpoint import TrainedModel, load_trained_model
-from seq2seq_cli.checkpoint.ensemble import is_ensemble
-from seq2seq_cli.data.vocabulary import BOS_CLASS
+from seq2seq_cli.checkpoint import TrainedModel
+from seq2seq_cli.checkpoint.ensemble import load_model
+from seq2seq_cli.deploy.onnx_graphs import GRAPHS, write_graphs
 from seq2seq_cli.errors import UserError
 from seq2seq_cli.inference.search import default_max_length
-from seq2seq_cli.model.seq2seq import DecoderState, Encoded, Seq2Seq
+from seq2seq_cli.model.seq2seq import Seq2Seq
 from seq2seq_cli.version import __version__
 
 EXPORT_FORMAT = "seq2seq-cli onnx export"
 EXPORT_VERSION = 2  # 2: the encoder may read the source lengths (model.json source_lengths)
-OPSET = 17
+ENSEMBLE_VERSION = 3  # 3: an ensemble, each member's graphs in member-N/ (model.json ensemble)
 RUNNER = Path(__file__).with_name("onnx_runner.py")
+DESCRIPTION = "model.json"
 INSTALL_HINT = "pip install 'seq2seq-cli[export]'"
-
-
-class _EncoderGraph(nn.Module):
-    def __init__(self, model: Seq2Seq):
-        super().__init__()
-        self.model = model
-
-    def forward(self, source: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        # (B, S, Fs) or ids (B, S): right-padded, each LSTM stopped at a row's length by
-        # the ``lengths`` input added afterwards (_read_lengths); else one length, no PAD.
-        encoded = self.model.encode(source)
-        if encoded.keys is None:
-            return encoded.final
-        return (*encoded.final, encoded.keys, encoded.values)
-
-
-class _DecoderStepGraph(nn.Module):
-    def __init__(self, model: Seq2Seq):
-        super().__init__()
-        self.model = model
-        # The decoder must never emit BOS: -inf added to its class, 0 to the others. The
-        # values of a masked fill, as one constant and one Add: a fill made in forward is
-        # traced as some 30 small ops (shapes, a scatter), each paid at every step.
-        never_bos = torch.zeros(model.target_features)
-        never_bos[BOS_CLASS] = -math.inf
-        self.register_buffer("never_bos", never_bos, persistent=False)
-
-    def forward(self, token: torch.Tensor, h: torch.Tensor, c: torch.Tensor,
-                *memory: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """token (N, Ft) one-hot or (N,) ids; memory: [feed (N, D)] [keys, values (N, S, D),
-        mask (N, S)]."""
-        model = self.model
-        feed = memory[0] if model.input_feeding else None
-        rest = memory[1:] if model.input_feeding else memory
-        encoded = Encoded((h, c), *rest) if rest else Encoded((h, c))
-        decoded = model.decode(token[:, None], DecoderState((h, c), feed), encoded)
-        logits = decoded.logits[:, 0]  # (N, Ft)
-        log_probs = (logits + self.never_bos).log_softmax(dim=1)
-        outputs = [log_probs, *decoded.state.hidden]
-        if model.input_feeding:
-            outputs.append(decoded.state.feed)
-        if decoded.attention is not None:
-            outputs.append(decoded.attention[:, 0])
-        return tuple(outputs)
+# What an earlier export leaves in its directory: these files, and member-N/ of graphs.
+EXPORTED = {*GRAPHS, DESCRIPTION, "seq2seq_onnx.py", "README.md"}
+MEMBER_DIRECTORY = re.compile(r"member-[1-9][0-9]*")
+RULE_WORDS = {"probabilities": "the mean of the members' probabilities",
+              "log_probabilities": "the mean of the members' log-probabilities, "
+                                   "renormalised"}
 
 
 def export_model(run_or_checkpoint: str | Path, output: str | Path | None = None, *,
                  export_format: str = "onnx") -> Path:
-    """Write the export of a run directory's best.pt (or a checkpoint file) to ``output``
-    (default: RUN/export-onnx, or NAME-onnx beside a checkpoint file) and return it."""
+    """Write the export of a run directory's best.pt, a checkpoint file or an ensemble
+    directory to ``output`` (default: RUN/export-onnx, or NAME-onnx beside a checkpoint
+    file) and return it."""
     if export_format != "onnx":
         raise UserError(f"export format {export_format!r} is not supported; use onnx")
-    if is_ensemble(run_or_checkpoint):
-        raise UserError(f"{run_or_checkpoint}: an ensemble; the ONNX export holds one model "
-                        "(its runner decodes one), so export a member, or serve the "
-                        "ensemble with `seq2seq serve`")
     _require_onnx()
-    trained = load_trained_model(run_or_checkpoint, "cpu")
+    trained = load_model(run_or_checkpoint, "cpu")
     directory = Path(output) if output is not None else _default_output(
         Path(run_or_checkpoint))
     _prepare(directory)
-    _write_onnx(trained, directory)
+    if trained.members:
+        _write_ensemble(trained, directory)
+    else:
+        _write_onnx(trained, directory)
     return directory
 
 
 def exported_files(directory: Path) -> dict[str, dict]:
-    """Every file of an export, with its size and SHA-256, as its model.json records them."""
-    description = json.loads((directory / "model.json").read_text(encoding="utf-8"))
-    return {"model.json": {}, **description["files"]}
+    """Every file of an export, with its size and SHA-256, as its model.json records them
+    (a member's graphs as ``member-N/encoder.onnx``)."""
+    description = json.loads((directory / DESCRIPTION).read_text(encoding="utf-8"))
+    return {DESCRIPTION: {}, **description["files"]}
 
 
 def _require_onnx() -> None:
@@ -140,75 +110,52 @@ def _prepare(directory: Path) -> None:
     if directory.exists():
         if not directory.is_dir():
             raise UserError(f"{directory}: exists and is not a directory")
-        known = {"encoder.onnx", "decoder_step.onnx", "model.json", "seq2seq_onnx.py",
-                 "README.md"}
-        foreign = [p.name for p in directory.iterdir() if p.name not in known]
+        foreign = [p.name for p in directory.iterdir() if not _exported(p)]
         if foreign:
             raise UserError(f"{directory}: holds other files ({', '.join(sorted(foreign)[:3])}); "
                             "choose an empty or new --output directory")
+        _remove_graphs(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"{directory}: cannot create it ({exc.strerror})") from None
 
 
+def _exported(path: Path) -> bool:
+    """Whether an export wrote ``path``: one of its files, or a member's directory."""
+    if MEMBER_DIRECTORY.fullmatch(path.name) and path.is_dir():
+        return all(p.name in GRAPHS and p.is_file() for p in path.iterdir())
+    return path.name in EXPORTED and not path.is_dir()
+
+
+def _remove_graphs(directory: Path) -> None:
+    """The earlier export's graphs: an ensemble's member-N/ would stay beside one model's
+    graphs (or the reverse), unrecorded; the other files are written again anyway."""
+    for path in directory.iterdir():
+        if path.is_dir():  # member-N/, as _exported checked
+            shutil.rmtree(path)
+        elif path.name in GRAPHS:
+            path.unlink()
+
+
 def _write_onnx(trained: TrainedModel, directory: Path) -> None:
-    model = trained.model.eval()
-    attention = model.attention is not None
-    source_features = trained.vocabs.source.num_features
-    target_features = trained.vocabs.target.num_features
-    units, layers = model.units, model.num_layers
-    source = torch.zeros(2, 3, source_features)
-    source[:, :, 0] = 1.0
-    token = torch.zeros(2, target_features)
-    token[:, 0] = 1.0
-    if model.reads_ids:  # embeddings: the graphs take token ids, never a one-hot row
-        source, token = torch.ones(2, 3, dtype=torch.long), torch.ones(2, dtype=torch.long)
-    encoder_outputs = ["h", "c"] + (["keys", "values"] if attention else [])
-    memory_axes = {"keys": {0: "batch", 1: "source_length"},
-                   "values": {0: "batch", 1: "source_length"}}
-    _export(_EncoderGraph(model), (source,), directory / "encoder.onnx", ["source"],
-            encoder_outputs, {"source": {0: "batch", 1: "source_length"},
-                              "h": {1: "batch"}, "c": {1: "batch"},
-                              **(memory_axes if attention else {})})
-    if _reads_lengths(model):
-        _read_lengths(directory / "encoder.onnx")
-    state = [torch.zeros(layers, 2, units), torch.zeros(layers, 2, units)]
-    inputs, names = [token, *state], ["token", "h", "c"]
-    outputs = ["log_probs", "h_out", "c_out"]
-    axes = {"token": {0: "rows"}, "h": {1: "rows"}, "c": {1: "rows"}, "log_probs": {0: "rows"},
-            "h_out": {1: "rows"}, "c_out": {1: "rows"}}
-    if model.input_feeding:
-        inputs.append(torch.zeros(2, units))
-        names.append("feed")
-        outputs.append("feed_out")
-        axes |= {"feed": {0: "rows"}, "feed_out": {0: "rows"}}
-    if attention:
-        inputs += [torch.randn(2, 3, units), torch.randn(2, 3, units),
-                   torch.ones(2, 3, dtype=torch.bool)]
-        names += ["keys", "values", "mask"]
-        outputs.append("attention")
-        axes |= {name: {0: "rows", 1: "source_length"}
-                 for name in ("keys", "values", "mask", "attention")}
-    _export(_DecoderStepGraph(model), tuple(inputs), directory / "decoder_step.onnx", names,
-            outputs, axes)
+    write_graphs(trained.model, directory, reads_lengths=_reads_lengths(trained.model))
     shutil.copyfile(RUNNER, directory / "seq2seq_onnx.py")
     _write_text(directory / "README.md", _readme(trained))
     # Last, with the size and SHA-256 of every other file: the runner refuses a damaged one.
-    _write_json(directory / "model.json", {**_description(trained),
-                                           "files": _file_records(directory)})
+    _write_json(directory / DESCRIPTION, {**_description(trained),
+                                          "files": _file_records(directory)})
 
 
-def _export(module: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path,
-            input_names: list[str], output_names: list[str],
-            dynamic_axes: dict[str, dict[int, str]]) -> None:
-    # The TorchScript-based exporter writes nn.LSTM as ONNX's own LSTM operator, with the
-    # sequence length dynamic; its deprecation notices are not the user's business.
-    with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(None):
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, inputs, str(path), dynamo=False, opset_version=OPSET,
-                          input_names=input_names, output_names=output_names,
-                          dynamic_axes=dynamic_axes)
+def _write_ensemble(trained: TrainedModel, directory: Path) -> None:
+    for number, member in enumerate(trained.members, 1):
+        folder = directory / f"member-{number}"
+        folder.mkdir()  # _prepare removed an earlier export's
+        write_graphs(member.model, folder, reads_lengths=_reads_lengths(member.model))
+    shutil.copyfile(RUNNER, directory / "seq2seq_onnx.py")
+    _write_text(directory / "README.md", _ensemble_readme(trained))
+    _write_json(directory / DESCRIPTION, {**_ensemble_description(trained),
+                                          "files": _file_records(directory)})
 
 
 def _lengths_note(trained: TrainedModel) -> str:
@@ -226,32 +173,29 @@ def _reads_lengths(model: Seq2Seq) -> bool:
     return not model.reverse_source and model.bridge is None
 
 
-def _read_lengths(path: Path) -> None:
-    """Give the encoder graph a ``lengths`` input (B,) int32 and make every LSTM of it
-    read each row only that far (ONNX's ``sequence_lens``): the final states are those of
-    the last real unit and the outputs past it are zero, so a batch of mixed lengths is
-    one call with the bytes of one call per length (tested)."""
-    import onnx
-
-    graph = onnx.load(str(path))
-    graph.graph.input.append(onnx.helper.make_tensor_value_info(
-        "lengths", onnx.TensorProto.INT32, ["batch"]))
-    lstms = [node for node in graph.graph.node if node.op_type == "LSTM"]
-    if not lstms or any(len(node.input) > 4 and node.input[4] for node in lstms):
-        raise RuntimeError(f"{path}: the traced encoder has no LSTM node free to take the "
-                           "source lengths")  # a change of torch's exporter; not the user's
-    for node in lstms:
-        node.input.extend([""] * (5 - len(node.input)))
-        node.input[4] = "lengths"
-    onnx.save(graph, str(path))
-
-
 def _description(trained: TrainedModel) -> dict:
-    data, model = trained.config.data, trained.config.model
     return {
         # Format 1 where the graphs are format 1's: older runners still read those.
         "format": EXPORT_FORMAT, "tool_version": __version__,
         "format_version": EXPORT_VERSION if _reads_lengths(trained.model) else 1,
+        **_text_settings(trained), **_model_settings(trained),
+    }
+
+
+def _ensemble_description(trained: TrainedModel) -> dict:
+    """Format 3 (older runners refuse it in one line): the shared settings at the top,
+    each member's own under ``ensemble``, in the order the ensemble names them."""
+    members = [{"directory": f"member-{number}", **_model_settings(member)}
+               for number, member in enumerate(trained.members, 1)]
+    return {"format": EXPORT_FORMAT, "tool_version": __version__,
+            "format_version": ENSEMBLE_VERSION, **_text_settings(trained),
+            "ensemble": {"rule": trained.model.rule, "members": members}}
+
+
+def _text_settings(trained: TrainedModel) -> dict:
+    """How text is read and written: the same for every member of an ensemble."""
+    data = trained.config.data
+    return {
         "vocabularies": trained.vocabs.to_dict(),
         "normalization": data.normalization, "lowercase": data.lowercase,
         # characters, or symbols (whitespace-separated in, joined with one space out);
@@ -260,6 +204,13 @@ def _description(trained: TrainedModel) -> dict:
         "max_source_length": trained.max_source_length,
         "max_target_length": trained.max_target_length,
         "default_max_length": default_max_length(trained.max_target_length),
+    }
+
+
+def _model_settings(trained: TrainedModel) -> dict:
+    """What one model's graphs take and give."""
+    model = trained.config.model
+    return {
         "attention": model.attention, "input_feeding": model.input_feeding,
         "num_layers": model.num_layers, "units": trained.model.units,
         # What the graphs read: one-hot rows, or token ids (a model with embeddings); an
@@ -273,10 +224,13 @@ def _description(trained: TrainedModel) -> dict:
 
 
 def _file_records(directory: Path) -> dict[str, dict]:
-    from seq2seq_cli.deploy.onnx_runner import DESCRIPTION, file_record  # needs onnxruntime
+    """Every file but model.json, members' graphs included, by its path from
+    ``directory`` with / between the parts."""
+    from seq2seq_cli.deploy.onnx_runner import file_record  # needs onnxruntime
 
-    return {path.name: file_record(path) for path in sorted(directory.iterdir())
-            if path.is_file() and path.name != DESCRIPTION}
+    found = {path.relative_to(directory).as_posix(): path
+             for path in directory.rglob("*") if path.is_file()}
+    return {name: file_record(found[name]) for name in sorted(found) if name != DESCRIPTION}
 
 
 def _write_json(path: Path, document: dict) -> None:
@@ -295,8 +249,7 @@ def _source_input(trained: TrainedModel) -> str:
 
 
 def _readme(trained: TrainedModel) -> str:
-    model = trained.config.model
-    kind = "no attention" if model.attention == "none" else f"{model.attention} attention"
+    kind = _kind(trained)
     return f"""# Exported seq2seq-cli model
 
 Exported from `{trained.path}` (epoch {trained.epoch}; {kind}) by seq2seq-cli {__version__}.
@@ -310,7 +263,38 @@ Exported from `{trained.path}` (epoch {trained.epoch}; {kind}) by seq2seq-cli {_
   (`source_units`: {trained.vocabs.source.units}, `target_units`:
   {trained.vocabs.target.units}), lengths and model settings.
 - `seq2seq_onnx.py`: greedy and beam search with numpy and onnxruntime only.
+{USAGE}"""
 
+
+def _ensemble_readme(trained: TrainedModel) -> str:
+    members = "\n".join(
+        f"  - `member-{number}/`: `{member.path.resolve()}` (epoch {member.epoch}; "
+        f"{_kind(member)}); its encoder takes {_source_input(member)}{_lengths_note(member)}"
+        for number, member in enumerate(trained.members, 1))
+    return f"""# Exported seq2seq-cli ensemble
+
+Exported from `{trained.path}` ({len(trained.members)} members; at every step
+{RULE_WORDS[trained.model.rule]}) by seq2seq-cli {__version__}.
+
+- `member-N/encoder.onnx`, `member-N/decoder_step.onnx`: each member's encoder and decoder
+  step, as the export of that model alone holds them:
+{members}
+- `model.json`: vocabularies (token id = position; ids 0-3 are PAD, BOS, EOS, UNK; one-hot
+  column = id - 1), shared by the members, the normalisation applied to inputs, the units
+  of each side (`source_units`: {trained.vocabs.source.units}, `target_units`:
+  {trained.vocabs.target.units}), lengths, and under `ensemble` the rule and each
+  member's settings.
+- `seq2seq_onnx.py`: greedy and beam search with numpy and onnxruntime only, on every
+  member at once: their distributions are combined at every step.
+{USAGE}"""
+
+
+def _kind(trained: TrainedModel) -> str:
+    attention = trained.config.model.attention
+    return "no attention" if attention == "none" else f"{attention} attention"
+
+
+USAGE = """
 Run it where only `pip install onnxruntime numpy` is installed:
 
 ```bash

@@ -2,7 +2,10 @@
 
 Copied into every export as ``seq2seq_onnx.py`` (needs only ``pip install onnxruntime
 numpy``); repeats on the graphs the search of ``seq2seq_cli/inference/search.py`` and the
-units of ``seq2seq_cli/data/units.py`` (``split_units``, ``join_units``).
+units of ``seq2seq_cli/data/units.py`` (``split_units``, ``join_units``). An ensemble's
+export (format 3) holds each member's graphs in ``member-N/``: every member encodes the
+sources and keeps its own decoder state, and at every step their distributions are
+combined as ``seq2seq_cli/model/ensemble.py`` combines them (``_combine``).
 
     python seq2seq_onnx.py EXPORT_DIR "text" ... [--beam-size K] [--n-best N]
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import sys
 import unicodedata
 from dataclasses import dataclass
@@ -23,7 +27,9 @@ import onnxruntime
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(4)
 SPECIALS = 4
 EXPORT_FORMAT = "seq2seq-cli onnx export"
-SUPPORTED_VERSIONS = (1, 2)  # 2: an encoder that reads the source lengths
+SUPPORTED_VERSIONS = (1, 2, 3)  # 2: an encoder that reads the source lengths; 3: an ensemble
+ENSEMBLE_VERSION = 3
+RULES = ("probabilities", "log_probabilities")  # as seq2seq_cli/model/ensemble.py
 CHARACTERS = "characters"  # what an export without source_units / target_units holds
 
 
@@ -39,14 +45,21 @@ def join_units(units: list[str], kind: str) -> str:
 
 DESCRIPTION = "model.json"
 GRAPHS = ("encoder.onnx", "decoder_step.onnx")
-# The keys of model.json the runner reads, and their JSON types.
+# The keys of model.json the runner reads, and their JSON types: of the text, shared by an
+# ensemble's members, and of one model (at the top, or in each of ensemble.members).
 REQUIRED_KEYS = {"vocabularies": dict, "normalization": str, "lowercase": bool,
-                 "default_max_length": int, "attention": str, "input_feeding": bool}
+                 "default_max_length": int}
+MODEL_KEYS = {"attention": str, "input_feeding": bool}
 AGAIN = "export the model again (seq2seq export)"
 
 
 class ExportError(ValueError):
     """A damaged, truncated or incomplete export: one line naming the file."""
+
+
+# A model's decoder inputs, by name (h, c (L, N, D), feed, keys, values, mask), or for an
+# ensemble each member's, in its order.
+State = dict[str, np.ndarray] | tuple[dict[str, np.ndarray], ...]
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,17 @@ class OnnxTranslator:
         self._target_index = {t: i for i, t in enumerate(self.target_tokens)}
         self.source_units = description.get("source_units", CHARACTERS)
         self.target_units = description.get("target_units", CHARACTERS)
+        ensemble = description.get("ensemble") or {"rule": None, "members": []}
+        self.rule = ensemble["rule"]  # how an ensemble's distributions combine
+        # An ensemble's members: each a translator of its own graphs, usable alone.
+        shared = {key: value for key, value in description.items() if key != "ensemble"}
+        self.members = [OnnxTranslator(directory / member["directory"], {**shared, **member},
+                                       threads) for member in ensemble["members"]]
+        if not self.members:
+            self._open(directory, description, threads)
+
+    def _open(self, directory: Path, description: dict, threads: int | None) -> None:
+        """One model's graphs and what they read."""
         options = onnxruntime.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -144,10 +168,13 @@ class OnnxTranslator:
 
     # ------------------------------------------------------------ graphs
 
-    def _encode(self, sources: list[list[str]]) -> dict[str, np.ndarray]:
+    def _encode(self, sources: list[list[str]]) -> State:
         """Decoder inputs for the sources (each a list of units), in order, the memory
         right-padded and masked. An encoder that reads the lengths (format 2) takes sources
-        of similar lengths in one call; one that does not, each length apart, unpadded."""
+        of similar lengths in one call; one that does not, each length apart, unpadded.
+        An ensemble: each member's, in its order."""
+        if self.members:
+            return tuple(member._encode(sources) for member in self.members)
         lengths = np.array([len(s) for s in sources])
         longest = int(lengths.max())
         ids = np.zeros((len(sources), longest), dtype=np.int64)  # (B, S), PAD after the end
@@ -182,8 +209,11 @@ class OnnxTranslator:
         one_hot.reshape(ids.size, -1)[np.arange(ids.size), ids.ravel() - 1] = ids.ravel() > 0
         return one_hot
 
-    def _step(self, tokens: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray,
-                                                                                dict]:
+    def _step(self, tokens: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        if self.members:  # each member steps on its own state; their distributions combined
+            found = [member._step(tokens, part) for member, part in zip(self.members, state)]
+            return self._combine([log_probs for log_probs, _ in found]), \
+                tuple(part for _, part in found)
         feeds = {"token": self._input(tokens, self.target_tokens), **state}  # (N,) or (N, Ft)
         outputs = self.decoder.run(None, feeds)
         new_state = dict(state, h=outputs[1], c=outputs[2])
@@ -191,12 +221,23 @@ class OnnxTranslator:
             new_state["feed"] = outputs[3]
         return outputs[0], new_state  # log-probs (N, Ft)
 
+    def _combine(self, log_probs: list[np.ndarray]) -> np.ndarray:
+        """The members' log-probs (N, Ft) each, BOS at -inf, → the ensemble's (N, Ft): the
+        log of their mean probability (or their mean log-probability), as
+        ``Ensemble.decode`` makes it, then the log-softmax the search applies to it."""
+        stacked = np.stack(log_probs)  # (M, N, Ft)
+        if self.rule == "probabilities":
+            mean = _logsumexp(stacked) - np.float32(math.log(len(log_probs)))  # (N, Ft)
+        else:  # a geometric mean: the log-softmax renormalises it
+            mean = stacked.mean(axis=0)  # (N, Ft)
+        return _log_softmax(mean)
+
     # ------------------------------------------------------------ search
 
-    def _greedy(self, state: dict[str, np.ndarray], max_length: int,
+    def _greedy(self, state: State, max_length: int,
                 length_penalty: float) -> list[Hypothesis]:
         """Rows leave as their outputs end; two stay at least (one takes other kernels)."""
-        batch = state["h"].shape[1]
+        batch = _rows(state)
         ids = np.zeros((batch, max_length), np.int64)  # (B, T) PAD after the end
         total, length = np.zeros(batch), np.full(batch, max_length)
         rows, token = np.arange(batch), np.full(batch, BOS_ID)  # the rows fed, their tokens
@@ -221,9 +262,9 @@ class OnnxTranslator:
         return [Hypothesis(self._decode_ids(row), float(s) / n ** length_penalty)
                 for row, s, n in zip(ids.tolist(), total, length)]
 
-    def _beam(self, state: dict[str, np.ndarray], beam_size: int, n_best: int,
+    def _beam(self, state: State, beam_size: int, n_best: int,
               max_length: int, length_penalty: float) -> list[list[Hypothesis]]:
-        batch = state["h"].shape[1]
+        batch = _rows(state)
         state = _select(state, np.repeat(np.arange(batch), beam_size))  # (B*K) rows
         scores = np.full((batch, beam_size), -np.inf)
         scores[:, 0] = 0.0
@@ -293,10 +334,12 @@ def read_description(directory: Path) -> dict:
             description.get("format_version") not in SUPPORTED_VERSIONS:
         raise ExportError(f"{path}: not a seq2seq-cli ONNX export of version "
                           f"{' or '.join(map(str, SUPPORTED_VERSIONS))}")
-    for key, kind in REQUIRED_KEYS.items():
-        if not isinstance(description.get(key), kind):
-            raise ExportError(f"{path}: the key {key!r} is missing or not a "
-                              f"{kind.__name__}; the export is incomplete: {AGAIN}")
+    _check_keys(path, description, REQUIRED_KEYS)
+    if description["format_version"] == ENSEMBLE_VERSION or "ensemble" in description:
+        folders = _check_ensemble(path, description)
+    else:
+        _check_keys(path, description, MODEL_KEYS)
+        folders = [""]
     vocabularies = description["vocabularies"]
     for side in ("source", "target"):
         tokens = vocabularies.get(side)
@@ -304,13 +347,40 @@ def read_description(directory: Path) -> dict:
                 not all(isinstance(t, str) for t in tokens):
             raise ExportError(f"{path}: the key 'vocabularies.{side}' is missing or not a "
                               f"list of tokens; the export is incomplete: {AGAIN}")
-    _check_files(directory, description)
+    _check_files(directory, description, folders)
     return description
 
 
-def _check_files(directory: Path, description: dict) -> None:
+def _check_keys(path: Path, settings: dict, keys: dict[str, type], where: str = "") -> None:
+    for key, kind in keys.items():
+        if not isinstance(settings.get(key), kind):
+            raise ExportError(f"{path}: the key {where + key!r} is missing or not a "
+                              f"{kind.__name__}; the export is incomplete: {AGAIN}")
+
+
+def _check_ensemble(path: Path, description: dict) -> list[str]:
+    """The folders of an ensemble's members (``member-1/``, ...) once its key is whole."""
+    ensemble = description.get("ensemble")
+    members = ensemble.get("members") if isinstance(ensemble, dict) else None
+    if not isinstance(members, list) or len(members) < 2 or ensemble.get("rule") not in \
+            RULES or not all(isinstance(m, dict) and _is_name(m.get("directory"))
+                             for m in members):
+        raise ExportError(f"{path}: the key 'ensemble' is missing or not a rule and members "
+                          f"in folders of the export; the export is incomplete: {AGAIN}")
+    for number, member in enumerate(members, 1):
+        _check_keys(path, member, MODEL_KEYS, f"ensemble.members.{number}.")
+    return [f"{member['directory']}/" for member in members]
+
+
+def _is_name(name: object) -> bool:
+    """A name in a directory: never a path that leaves it."""
+    return isinstance(name, str) and Path(name).name == name and name not in ("", ".", "..")
+
+
+def _check_files(directory: Path, description: dict, folders: list[str]) -> None:
     """Every file model.json records has its size and SHA-256 (older exports record none:
-    onnxruntime still checks their graphs)."""
+    onnxruntime still checks their graphs; an ensemble's always does), the graphs of every
+    folder (``""``, or each member's) among them."""
     records = description.get("files", {})
     path = directory / DESCRIPTION
     if not isinstance(records, dict) or not all(
@@ -318,11 +388,12 @@ def _check_files(directory: Path, description: dict) -> None:
             and isinstance(r.get("sha256"), str) for r in records.values()):
         raise ExportError(f"{path}: the key 'files' is not a record of sizes and SHA-256 "
                           f"digests; the export is damaged: {AGAIN}")
-    if "files" in description and not set(GRAPHS) <= set(records):
-        missing = sorted(set(GRAPHS) - set(records))[0]
+    graphs = {folder + graph for folder in folders for graph in GRAPHS}
+    if ("files" in description or folders != [""]) and not graphs <= set(records):
+        missing = sorted(graphs - set(records))[0]
         raise ExportError(f"{path}: records no {missing}; the export is incomplete: {AGAIN}")
     for name, record in sorted(records.items()):
-        if Path(name).name != name or name in ("", ".", ".."):
+        if name.count("/") > 1 or not all(map(_is_name, name.split("/"))):
             raise ExportError(f"{path}: records the file {name!r}, which is not a name in "
                               f"the export directory; the export is damaged: {AGAIN}")
         try:
@@ -369,10 +440,32 @@ def _padded(parts: list[np.ndarray], longest: int) -> np.ndarray:
                            for p in parts])
 
 
-def _select(state: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
-    """The rows of every state array; h and c keep their layer axis first."""
+def _select(state: State, rows: np.ndarray) -> State:
+    """The rows of every state array (of every member's); h and c keep their layer axis
+    first."""
+    if isinstance(state, tuple):
+        return tuple(_select(part, rows) for part in state)
     return {name: value[:, rows] if name in ("h", "c") else value[rows]
             for name, value in state.items()}
+
+
+def _rows(state: State) -> int:
+    return (state[0] if isinstance(state, tuple) else state)["h"].shape[1]
+
+
+def _logsumexp(stacked: np.ndarray) -> np.ndarray:
+    """log Σ exp over axis 0, as torch.logsumexp: the max taken out first, and a max of
+    ±inf (BOS, -inf in every member) taken as 0, so that class stays -inf, not NaN."""
+    top = stacked.max(axis=0)  # (N, Ft)
+    top = np.where(np.isinf(top), np.float32(0.0), top)
+    with np.errstate(divide="ignore"):  # log(0): BOS
+        return np.log(np.exp(stacked - top).sum(axis=0)) + top  # (N, Ft)
+
+
+def _log_softmax(scores: np.ndarray) -> np.ndarray:
+    """Over the classes (N, Ft), as torch computes it: x - max - log Σ exp(x - max)."""
+    shifted = scores - scores.max(axis=1, keepdims=True)  # (N, Ft)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
 def main(argv: list[str] | None = None) -> int:

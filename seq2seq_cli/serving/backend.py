@@ -154,8 +154,12 @@ class OnnxBackend:
         vocabularies = description["vocabularies"]
         settings = {key: value for key, value in description.items()
                     if key not in ("vocabularies", "files")}
+        # An ensemble's export says, as the Translator does, its first member's attention.
+        first = (description["ensemble"]["members"][0] if self.runner.members
+                 else description)
         return {"backend": self.name, "device": "cpu", "threads": self.threads,
-                "path": str(self.directory), "attention": description["attention"],
+                "path": str(self.directory), "attention": first["attention"],
+                "members": len(self.runner.members) or 1,
                 "vocabulary_sizes": {side: len(tokens)
                                      for side, tokens in vocabularies.items()},
                 "max_source_length": description.get("max_source_length", 0),
