@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# The CPU build of PyTorch first, so the package's torch requirement is already met.
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/pip install --quiet -e ".[dev,plot,export,tensorboard,serve]"
+	$(BIN)/pip install --quiet -e ".[dev,plot,export,tensorboard,serve,tune,postgres]"
 	touch $(STAMP)
 
 test: $(STAMP)

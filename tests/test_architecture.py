@@ -88,7 +88,7 @@ MAX_TOP_LEVEL_MODULES = 10
 LAYERS = [
     {"__main__", "cli"},
     {"ui"},
-    {"serving", "deploy"},
+    {"serving", "deploy", "tuning"},
     {"training"},
     {"inference"},
     {"checkpoint"},

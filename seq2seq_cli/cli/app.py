@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from seq2seq_cli.cli import configs, deploying, inspecting, training, translating
+from seq2seq_cli.cli import configs, deploying, inspecting, training, translating, tuning
 from seq2seq_cli.cli.options import user_errors
 from seq2seq_cli.version import __version__
 
@@ -26,6 +26,11 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Start, show and document configs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+tune_app = typer.Typer(cls=tuning.TuneGroup, no_args_is_help=True,
+                       help="Search a config's space for the best model within a budget: "
+                            "seq2seq tune CONFIG --minutes N (tune search), tune report, "
+                            "tune space.")
+app.add_typer(tune_app, name="tune")
 
 # Registered in the order `seq2seq --help` lists them.
 for command, name in [(training.train, "train"), (translating.translate, "translate"),
@@ -38,6 +43,9 @@ for command, name in [(training.train, "train"), (translating.translate, "transl
 for command, name in [(configs.config_init, "init"), (configs.config_show, "show"),
                       (configs.config_reference, "reference")]:
     config_app.command(name)(user_errors(command))
+for command, name in [(tuning.search, "search"), (tuning.report, "report"),
+                      (tuning.space, "space")]:
+    tune_app.command(name)(user_errors(command))
 
 
 def _version_callback(value: bool) -> None:

@@ -12,9 +12,12 @@ from seq2seq_cli.config.fields import BOOLEAN_WORDS, Paths, option
 from seq2seq_cli.config.loading import (
     INT64_LIMIT,
     apply_overrides,
+    check_key,
+    check_key_value,
     config_from_dict,
     config_to_dict,
     dump_config,
+    field_type,
     first_difference,
     load_config,
 )
@@ -33,6 +36,7 @@ from seq2seq_cli.errors import ConfigError
 __all__ = [
     "BOOLEAN_WORDS", "INT64_LIMIT", "LOADING_ONLY_DATA_KEYS", "SECTIONS", "UNIT_KINDS",
     "Config", "ConfigError", "DataConfig", "ModelConfig", "Paths", "TrainConfig",
-    "apply_overrides", "cache_is_path", "config_from_dict", "config_reference",
-    "config_to_dict", "dump_config", "first_difference", "load_config", "option",
+    "apply_overrides", "cache_is_path", "check_key", "check_key_value", "config_from_dict",
+    "config_reference", "config_to_dict", "dump_config", "field_type", "first_difference",
+    "load_config", "option",
 ]

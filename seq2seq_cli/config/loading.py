@@ -87,6 +87,36 @@ def dump_config(config: Config) -> str:
     return yaml.safe_dump(config_to_dict(config), sort_keys=False, allow_unicode=True)
 
 
+def check_key_value(dotted: str, value: Any, source: str = "<config>") -> Any:
+    """One ``section.key`` and a value for it, checked as a config file's would be: the
+    value as the config holds it, or a ConfigError naming the key, the value and what is
+    allowed. Only the key's own bounds: combinations are checked by ``config_from_dict``."""
+    check_key(dotted, source)
+    section, _, key = dotted.partition(".")
+    f = next(f for f in dataclasses.fields(SECTIONS[section]) if f.name == key)
+    hint = typing.get_type_hints(SECTIONS[section])[key]
+    return _check_value(dotted, value, hint, f, source)
+
+
+def check_key(dotted: str, source: str = "<config>") -> None:
+    """A ConfigError unless ``section.key`` is a config key."""
+    section, _, key = dotted.partition(".")
+    if section not in SECTIONS:
+        raise ConfigError(f"{source}: unknown section '{section}' in '{dotted}'; allowed "
+                          f"sections: {', '.join(SECTIONS)}")
+    names = [f.name for f in dataclasses.fields(SECTIONS[section])]
+    if key not in names:
+        raise ConfigError(f"{source}: unknown key '{dotted}'; allowed keys in "
+                          f"'{section}': {', '.join(names)}")
+
+
+def field_type(dotted: str) -> tuple[type, bool]:
+    """The base type of ``section.key`` (bool, int, float or str) and whether it may be
+    null; the key must exist (``check_key_value`` says so first)."""
+    section, _, key = dotted.partition(".")
+    return unwrap_optional(typing.get_type_hints(SECTIONS[section])[key])
+
+
 def _build_section(cls: type, section: str, values: Any, source: str) -> Any:
     if values is None:
         return cls()

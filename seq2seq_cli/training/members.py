@@ -8,16 +8,15 @@ config RUN_DIR/member-<i>.yaml and what it printed RUN_DIR/member-<i>.log. RUN_D
 the ``ensemble.json`` naming them (checkpoint/ensemble.py), and the ensemble's scores on
 the test split in RUN_DIR/test_metrics.json.
 
-The members run as ``python -m seq2seq_cli train`` processes; this module follows their
-metrics.jsonl to report each validation as it happens (``MemberValidated``).
+The members run as ``python -m seq2seq_cli train`` processes (``child_run.py``); this
+module follows their metrics.jsonl to report each validation as it happens
+(``MemberValidated``).
 """
 
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -32,6 +31,14 @@ from seq2seq_cli.errors import RunDirError, UserError
 from seq2seq_cli.inference.translator import Translator
 from seq2seq_cli.run_dir import RunDirectory
 from seq2seq_cli.runtime import idle_cores, resolve_device, resolve_precision
+from seq2seq_cli.training.child_run import (
+    ask_to_stop,
+    end_runs,
+    last_line,
+    last_step,
+    new_records,
+    start_run,
+)
 
 POLL_SECONDS = 0.5
 
@@ -111,11 +118,11 @@ def train_members(config: Config, run_dir: Path, count: int, *, resume: bool,
             processes.append(_start(config, root.root, i, seed, threads, resume, device))
         _follow(processes, dirs, on_event, should_stop, root.root, resume)
     finally:
-        _end(processes)  # on an error or a second Ctrl-C: no member left running
+        end_runs(processes)  # on an error or a second Ctrl-C: no member left running
     write_ensemble_file(root.root, dirs)
     return MembersResult(root.root, dirs,
                          [_read_json(RunDirectory(d).test_metrics) for d in dirs],
-                         _score_test_split(test, root, device))
+                         score_ensemble_test(test, root, device))
 
 
 def _start(config: Config, root: Path, index: int, seed: int, threads: int, resume: bool,
@@ -130,38 +137,8 @@ def _start(config: Config, root: Path, index: int, seed: int, threads: int, resu
         flags = ["--resume"]
     else:  # a new member, or one killed before it saved anything
         flags = ["--overwrite"] if run.root.exists() else []
-    with open(root / f"member-{index + 1}.log", "ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "seq2seq_cli", "train", str(config_file), "--run-dir",
-             str(run.root), "--device", device, "--quiet", *flags],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            preexec_fn=_end_with_parent)
-
-
-def _end_with_parent() -> None:
-    """In the member: a SIGTERM (save and stop) when the parent dies, however it dies."""
-    if sys.platform == "linux":
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1  # noqa: N806 (prctl's name)
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _end(processes: list[subprocess.Popen], timeout: float = 60.0) -> None:
-    """Stop the members still running: SIGTERM (each saves its position), then SIGKILL."""
-    live = [p for p in processes if p.poll() is None]
-    for process in live:
-        process.send_signal(signal.SIGTERM)
-    for process in live:
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _last_step(run: Path) -> int:
-    return max((m.get("step", 0) for m in RunDirectory(run).read_metrics()), default=-1)
+    return start_run(config_file, run.root, root / f"member-{index + 1}.log", device,
+                     tuple(flags))
 
 
 def _follow(processes: list[subprocess.Popen], dirs: list[Path],
@@ -170,22 +147,20 @@ def _follow(processes: list[subprocess.Popen], dirs: list[Path],
     """Report each member's validations until every member has ended; pass a stop
     request on to them."""
     # Validations an earlier invocation reported are not reported again.
-    shown = [_last_step(d) if resume else -1 for d in dirs]
+    shown = [last_step(d) if resume else -1 for d in dirs]
     stopping = False
     while True:
         running = [p.poll() is None for p in processes]
         for i, d in enumerate(dirs):
-            for record in RunDirectory(d).read_metrics():
-                if record.get("step", 0) > shown[i]:
-                    on_event(MemberValidated(i + 1, len(dirs), record))
-                    shown[i] = record.get("step", 0)
+            for record in new_records(d, shown[i]):
+                on_event(MemberValidated(i + 1, len(dirs), record))
+                shown[i] = record.get("step", 0)
         if not any(running):
             break
         if should_stop() and not stopping:
             stopping = True
             for process in processes:
-                if process.poll() is None:
-                    process.send_signal(signal.SIGTERM)  # each saves its position
+                ask_to_stop(process)  # each saves its position
         time.sleep(POLL_SECONDS)
     if stopping:
         raise MembersStopped(root)
@@ -193,22 +168,17 @@ def _follow(processes: list[subprocess.Popen], dirs: list[Path],
     if failed:
         i, code = failed[0]
         raise UserError(f"member {i + 1} ended with exit code {code}: "
-                        f"{_last_line(root / f'member-{i + 1}.log')} (the whole output is "
+                        f"{last_line(root / f'member-{i + 1}.log')} (the whole output is "
                         f"in {root / f'member-{i + 1}.log'}; fix it and continue with "
                         "--resume)")
-
-
-def _last_line(log: Path) -> str:
-    lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-    return lines[-1] if lines else "it printed nothing"
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
-def _score_test_split(test: list[Pair], root: RunDirectory,
-                      device: str) -> dict[str, Any] | None:
+def score_ensemble_test(test: list[Pair], root: RunDirectory,
+                        device: str) -> dict[str, Any] | None:
     """The ensemble's greedy exact match and chrF on the test split, as a single run
     scores its best.pt; written to RUN_DIR/test_metrics.json."""
     if not test:

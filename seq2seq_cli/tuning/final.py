@@ -1,0 +1,102 @@
+"""The model a search ends with: its best finished trials of one vocabulary, decoded as
+an ensemble (``checkpoint/ensemble.py``), or the best trial's run alone.
+
+Members are chosen forward, as ensemble selection does (Caruana et al. 2004): from the
+best trial, each next-best trial joins while the ensemble's greedy score on the
+validation sample (exact match; chrF when train.select_by is chrf) does not drop. A
+trial far behind the others would pull the average down; one as good adds a view.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from seq2seq_cli.checkpoint.ensemble import write_ensemble
+from seq2seq_cli.config import load_config
+from seq2seq_cli.data.corpus import load_corpus
+from seq2seq_cli.errors import UserError
+from seq2seq_cli.inference.translator import Translator
+from seq2seq_cli.run_dir import RunDirectory
+from seq2seq_cli.training.members import score_ensemble_test
+
+
+@dataclass(frozen=True)
+class FinalModel:
+    path: Path  # the ensemble directory, or the best trial's run directory
+    trials: tuple[int, ...]  # the trials it is made of, best first
+    test: dict[str, Any] | None  # its scores on the test split (greedy), if there is one
+
+
+def ranked_runs(study: Any, tune_dir: Path) -> list[tuple[Any, Path]]:
+    """Finished trials whose run is on this machine, best first."""
+    from optuna.study import StudyDirection
+    from optuna.trial import TrialState
+
+    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    done.sort(key=lambda t: t.value, reverse=study.direction == StudyDirection.MAXIMIZE)
+    runs = [(t, tune_dir / t.user_attrs.get("run_dir", "")) for t in done]
+    return [(t, run) for t, run in runs if RunDirectory(run).best.exists()]
+
+
+def name_model(study: Any, tune_dir: Path, top: int, device: str) -> FinalModel | None:
+    """The best ``top`` finished runs that share the best one's vocabularies, as one model."""
+    ranked = ranked_runs(study, tune_dir)
+    if not ranked:
+        return None
+    vocab = RunDirectory(ranked[0][1]).vocab.read_bytes()
+    alike = [(t, run) for t, run in ranked if RunDirectory(run).vocab.read_bytes() == vocab]
+    chosen = _select(alike[:2 * top], top, device)
+    numbers = tuple(t.number for t, _ in chosen)
+    if len(chosen) == 1:
+        run = RunDirectory(chosen[0][1])
+        test = json.loads(run.test_metrics.read_text()) if run.test_metrics.exists() else None
+        return FinalModel(run.root, numbers, test)
+    directory = _write(tune_dir, [run for _, run in chosen])
+    test_pairs = load_corpus(load_config(RunDirectory(chosen[0][1]).config).data).test
+    return FinalModel(directory, numbers,
+                      score_ensemble_test(test_pairs, RunDirectory(directory), device))
+
+
+def _select(candidates: list[tuple[Any, Path]], top: int,
+            device: str) -> list[tuple[Any, Path]]:
+    """Forward selection on the validation sample, at most ``top`` members."""
+    chosen = candidates[:1]
+    if top == 1 or len(candidates) == 1:
+        return chosen
+    config = load_config(RunDirectory(chosen[0][1]).config)
+    pairs = load_corpus(config.data).val[:config.train.eval_samples]
+    if not pairs:
+        return candidates[:top]
+    metric = "chrf" if config.train.select_by == "chrf" else "exact_match"
+
+    def score(members: list[tuple[Any, Path]]) -> float:
+        report = Translator.load([run for _, run in members], device).evaluate(pairs)
+        return getattr(report, metric)
+
+    best = score(chosen)
+    for candidate in candidates[1:]:
+        if len(chosen) == top:
+            break
+        trying = score([*chosen, candidate])
+        if trying >= best:
+            chosen, best = [*chosen, candidate], trying
+    return chosen
+
+
+def _write(tune_dir: Path, runs: list[Path]) -> Path:
+    """The ensemble in TUNE_DIR/model, or model-2, model-3, ...: an earlier search's model
+    is kept, and of two workers ending at once each gets its own."""
+    for index in range(1, 1000):
+        path = tune_dir / ("model" if index == 1 else f"model-{index}")
+        if path.exists():
+            continue
+        try:
+            write_ensemble(path, runs)
+            return path
+        except UserError:
+            if not path.exists():  # not a worker's race: a real error
+                raise
+    raise UserError(f"{tune_dir}: no free name for the model (model ... model-999 exist)")
