@@ -1,12 +1,13 @@
 """``seq2seq tune``: trials side by side under one wall-clock budget, then a model.
 
 ``jobs`` workers (threads of this process, each following one trial's child process at a
-time) draw trials from the study until too little time is left for a trial to reach the
-pruner's first rung. A trial trains for at most ``trial_minutes``: a third of the budget
-by default, so each job sees three whole trials if none is pruned, and many more short
-ones when the pruner stops the hopeless early (successive halving keeps the best third at
-1/9, 1/3 and all of that). At the deadline, less the time the last step takes, the trials
-still running are cut; the best validation each reached counts.
+time) draw trials from the study until less than a third of a trial's budget is left (a
+shorter trial could not be compared with the others). A trial trains for at most
+``trial_minutes``, a third of the budget by default: each job sees three whole trials if
+none is pruned, and many more short ones when the pruner stops the hopeless early
+(successive halving keeps the best third at 1/9, 1/3 and all of that). At the deadline,
+less the time the last step takes, the trials still running are cut; the best validation
+each reached counts.
 
 The last step names the model: the best ``top`` finished trials of one vocabulary as an
 ensemble (TUNE_DIR/model, or model-2, ... when a continued search finds one there), or
@@ -34,6 +35,7 @@ from seq2seq_cli.tuning.study import default_storage, open_study, write_descript
 from seq2seq_cli.tuning.trial import TrialEnded, TrialPlan, run_trial
 
 MIN_RUNGS = 9  # a trial's budget is 9 times the first rung (three rungs of halving)
+SHORTEST = 3  # no trial starts with less than a third of a trial's budget left
 STARTUP_SECONDS = 10.0  # a trial's wall time beyond its training, until one is measured
 
 
@@ -126,7 +128,7 @@ def _search(study: Any, plan: TrialPlan, jobs: int, trial_seconds: float, deadli
             while not should_stop():
                 wall = deadline - time.monotonic() - _overhead(overheads, lock)
                 train = min(trial_seconds, wall)
-                if train < trial_seconds / MIN_RUNGS:  # it could not reach the first rung
+                if train < trial_seconds / SHORTEST:  # too short to compare with others
                     return
                 began = time.monotonic()
                 result = run_trial(study, plan, train / 60, stop_at=deadline,

@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from seq2seq_cli.tuning.leaderboard import Leaderboard, Row
 from seq2seq_cli.tuning.search import TuneResult, TuneStarted
@@ -93,7 +94,8 @@ class TuneView:
 def _started_line(event: TuneStarted) -> str:
     again = f", continuing a study of {event.trials_before} trials" if event.trials_before \
         else ""
-    return (f"tuning study {event.study!r} in {event.tune_dir}: {event.jobs} jobs for "
+    jobs = f"{event.jobs} job{'s' if event.jobs > 1 else ''}"
+    return (f"tuning study {event.study!r} in {event.tune_dir}: {jobs} for "
             f"{event.minutes:g} min, trials of at most {event.trial_minutes:.1f} min"
             f"{again} (storage {hide_password(event.storage)})")
 
@@ -114,22 +116,23 @@ def leaderboard_table(board: Leaderboard, limit: int | None = None) -> Table:
     more = f" (best {limit} of {len(board.rows)})" if limit and len(board.rows) > limit else ""
     arrow = "lower is better" if board.lower_is_better else "higher is better"
     table = Table(title=f"Study {board.study!r}: {board.metric}, {arrow}{more}")
-    for name in ("trial", "state", board.metric, "minutes"):
-        table.add_column(name, justify="right" if name != "state" else "left")
-    keys = sorted({k for row in board.rows for k in row.values})
-    for key in keys:
-        table.add_column(key.partition(".")[2], justify="right")
-    table.add_column("note")
+    table.add_column("trial", justify="right", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column(board.metric, justify="right", no_wrap=True)
+    table.add_column("minutes", justify="right", no_wrap=True)
+    table.add_column("values (and why a trial failed)", ratio=1)
     for row in rows:
-        table.add_row(*_cells(row, keys))
+        table.add_row(*_cells(row))
     return table
 
 
-def _cells(row: Row, keys: list[str]) -> list[str]:
+def _cells(row: Row) -> list[str | Text]:
     metric = "-" if row.metric is None else f"{row.metric:.4f}"
     minutes = "-" if row.minutes is None else f"{row.minutes:.2f}"
-    values = [_value(row.values[k]) if k in row.values else "" for k in keys]
-    return [str(row.trial), row.state, metric, minutes, *values, (row.error or "")[:80]]
+    values = " ".join(f"{k.partition('.')[2]}={_value(v)}" for k, v in row.values.items())
+    if row.error:
+        values += f"  [{row.error}]"
+    return [str(row.trial), row.state, metric, minutes, Text(values)]  # no markup
 
 
 def render_leaderboard(board: Leaderboard, output_format: str) -> None:
