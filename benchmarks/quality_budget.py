@@ -35,6 +35,8 @@ BEAM = 5
 COMMON = ["train.epochs=100000", "train.patience=null", "train.plot=false",
           "train.show_samples=0", "train.eval_samples=500"]
 ADVICE = ["model.attention=general", "model.output_dropout=0.3"]
+# The quality preset twice as wide: the question of a model sized to the budget.
+LARGE = ["model.latent_dim=256", "model.embedding_dim=128", "model.decoder_units=512"]
 
 
 def variants(units: dict[str, str]) -> dict[str, list[str]]:
@@ -46,6 +48,7 @@ def variants(units: dict[str, str]) -> dict[str, list[str]]:
     quality = preset_overrides("quality")
     if quality is not None:  # a version with presets
         named["quality"] = quality + symbol_units
+        named["quality, large"] = quality + symbol_units + LARGE
         if symbol_units:
             named["quality, characters"] = quality
     return named

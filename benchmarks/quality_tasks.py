@@ -13,6 +13,7 @@ project's own environment:
 
 Tasks:
 - de-g2p: German word -> IPA phonemes, from gruut-lang-de's lexicon (lexicon.db, MIT).
+- nl-g2p, ru-g2p, cs-g2p, sv-g2p: the same from gruut-lang-nl, -ru, -cs and -sv.
   Symbols on the target.
 - fr-p2g: French IPA phonemes -> word, from gruut-lang-fr's lexicon. Symbols on the source.
   Pronunciations shared by two or more words (parle / parles / parlent) are left out, so
@@ -52,7 +53,10 @@ WORD = re.compile(r"^[^\W\d_]+(?:['-][^\W\d_]+)*$")
 KANJI_COMPOUND = re.compile(r"^[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3005]{2,}$")
 HIRAGANA = re.compile(r"^[\u3041-\u3096\u30fc]+$")
 # task -> (train, dev, test) at most; None: the rest of the entries.
+# More pronunciation lexicons of gruut (word -> IPA phonemes), of other difficulty.
+MORE_G2P = ("nl", "ru", "cs", "sv")
 SIZES = {"de-g2p": (60_000, 2_000, 3_000), "fr-p2g": (60_000, 2_000, 3_000),
+         **{f"{language}-g2p": (60_000, 2_000, 3_000) for language in MORE_G2P},
          "big-alphabet": (30_000, 1_000, 2_000), "dates": (None, 1_250, 1_250)}
 FRA_ENG = (9_000, 1_000, 1_000)
 
@@ -162,6 +166,9 @@ def tasks(args: argparse.Namespace) -> dict[str, tuple[Callable[[], dict[str, Pa
         return lambda: split(pairs(), SIZES[task], args.seed)
     return {
         "de-g2p": (shuffled(de_g2p, "de-g2p"), False, True),
+        **{f"{language}-g2p": (shuffled(lambda language=language: sorted(
+            gruut_lexicon(language).items()), f"{language}-g2p"), False, True)
+           for language in MORE_G2P},
         "fr-p2g": (shuffled(fr_p2g, "fr-p2g"), True, False),
         "big-alphabet": (shuffled(big_alphabet, "big-alphabet"), False, False),
         "dates": (shuffled(lambda: tsv_pairs(args.dates), "dates"), False, False),
