@@ -11,7 +11,7 @@ import torch
 
 from seq2seq_cli.config import ModelConfig
 from seq2seq_cli.data.encoded import one_hot_tensor
-from seq2seq_cli.data.vocabulary import EOS_ID, Vocabularies, Vocabulary
+from seq2seq_cli.data.vocabulary import BOS_ID, EOS_ID, Vocabularies, Vocabulary
 from seq2seq_cli.errors import UserError
 from seq2seq_cli.inference.search import (
     Hypothesis,
@@ -20,7 +20,7 @@ from seq2seq_cli.inference.search import (
     greedy_decode,
     translate_texts,
 )
-from seq2seq_cli.model.seq2seq import Seq2Seq, build_model
+from seq2seq_cli.model.seq2seq import Decoded, Seq2Seq, build_model
 
 SOURCE_CHARS = "abcdef"
 TARGET_CHARS = "wxyz"
@@ -164,6 +164,48 @@ def test_wide_beam_ranks_every_possible_output_like_exhaustive_search(length_pen
         assert h.score == pytest.approx(expected[h.text], abs=1e-4)
     best = max(expected, key=expected.get)
     assert found[0].text == best
+
+
+def chain_model(monkeypatch) -> tuple[Seq2Seq, Vocabularies, list[float]]:
+    """A model whose next unit depends on the last one alone: after BOS, w, x and y the
+    next letter of "wxyz" comes with p 0.9 and EOS with p 0.05 (after BOS) or 0.06; after
+    z, EOS with p 0.9 (each row then renormalised). The likeliest output is "wxyz",
+    greedy's; also returns the log-probabilities of its 5 steps."""
+    model, vocabs = random_model()
+    ids = {c: vocabs.target.encode(c)[0] for c in TARGET_CHARS}
+    table = torch.full((vocabs.target.num_features + 1, vocabs.target.num_features), 1e-3)
+    for last, following, eos in [(BOS_ID, "w", 0.05), (ids["w"], "x", 0.06),
+                                 (ids["x"], "y", 0.06), (ids["y"], "z", 0.06)]:
+        table[last, ids[following] - 1], table[last, EOS_ID - 1] = 0.9, eos
+    table[ids["z"], EOS_ID - 1] = 0.9
+    table[:, BOS_ID - 1] = 0.0  # never emitted
+    logits = (table / table.sum(dim=1, keepdim=True)).log()  # (ids, Ft)
+    path = [BOS_ID] + [ids[c] for c in TARGET_CHARS] + [EOS_ID]
+    steps = [float(logits[last, following - 1]) for last, following in zip(path, path[1:])]
+
+    def decode(decoder_input, state, encoded):
+        return Decoded(logits[decoder_input], state, None)  # (N, 1) ids → (N, 1, Ft)
+
+    monkeypatch.setattr(model, "decode", decode)
+    return model, vocabs, steps
+
+
+@pytest.mark.parametrize("beam_size", [2, 5])
+@pytest.mark.parametrize("length_penalty", [0.0, 1.0])
+def test_beam_waits_for_the_best_beam_to_finish(monkeypatch, beam_size, length_penalty):
+    # Early EOS ("" then "w", "wx", ...) rank among the K best candidates of each step
+    # while "wxyz" is still running; a beam that stopped once K had finished returned
+    # "w" or "wx", far less likely than greedy's output.
+    model, vocabs, steps = chain_model(monkeypatch)
+
+    def best(beam: int) -> Hypothesis:
+        return translate_texts(model, vocabs, ["abc"], max_length=MAX_LENGTH, device=CPU,
+                               beam_size=beam, length_penalty=length_penalty)[0][0]
+
+    greedy = best(1)
+    assert greedy.text == "wxyz"
+    assert greedy.score == pytest.approx(sum(steps) / 5 ** length_penalty, abs=1e-5)
+    assert best(beam_size) == greedy
 
 
 def test_empty_sources_give_empty_outputs_without_running_the_model(monkeypatch):

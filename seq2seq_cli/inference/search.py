@@ -275,12 +275,24 @@ def beam_search(model: Seq2Seq, vocab: Vocabulary, encoded: Encoded, *, beam_siz
                 with_attention: bool = False) -> list[list[Hypothesis]]:
     """Beam search over batch × beam in one tensor; ``n_best`` best-first per row.
 
-    Hypotheses that emit EOS are kept aside; a row is done once it has ``beam_size`` of
-    them. Rows still running at ``max_length`` add their live beams, unfinished.
+    Hypotheses that emit EOS among the ``beam_size`` best candidates of a step are kept
+    aside. A row is done once it has ``n_best`` of them and the ``n_best``-th best
+    (normalised) beats the best live beam normalised at the length it has reached, the
+    length of the hypotheses that finished at this step: with ``length_penalty`` 0 no
+    live beam can do better later, since its sum can only fall; above 0 one still could
+    by growing longer at little cost (rare, and dearer to rule out: see
+    docs/quality.md#beam-search-below-greedy). Beam size 1 thus stops at the first EOS,
+    as greedy does. Stopping instead once ``beam_size`` had finished (as fairseq does)
+    returned unlikely short outputs while the likeliest beam was still running, and beam
+    5 scored below greedy. Rows still running at ``max_length`` add their live beams,
+    unfinished.
     """
     beams = _start_beams(model, encoded, beam_size, with_attention)
     batch = beams.scores.shape[0]
     finished: _Finished = [[] for _ in range(batch)]
+    # (B,) the n_best-th best finished score of each row; -inf until it has n_best.
+    bar = torch.full((batch,), -math.inf, device=beams.scores.device)
+    done = torch.zeros(batch, dtype=torch.bool, device=beams.scores.device)  # (B,)
     for t in range(max_length):
         step = _step(model, beams.token, beams.state, beams.encoded)
         beams.state = step.state
@@ -288,17 +300,20 @@ def beam_search(model: Seq2Seq, vocab: Vocabulary, encoded: Encoded, *, beam_siz
             beams.attention = torch.cat([beams.attention, step.attention.float().view(
                 batch, beam_size, 1, -1)], dim=2)  # (B, K, t + 1, S)
         top_scores, parent, top_token = _candidates(beams.scores, step.log_probs, beam_size)
-        _set_aside_finished(finished, beams, top_scores, parent, top_token,
-                            beam_size, _normalised_length(t + 1, length_penalty))
-        if all(len(done) >= beam_size for done in finished):
-            break
+        divisor = _normalised_length(t + 1, length_penalty)
+        _set_aside_finished(finished, bar, done, beams, top_scores, parent, top_token,
+                            beam_size, n_best, divisor)
         _advance(beams, top_scores, parent, top_token, beam_size)
+        # A row stays done, so its result never depends on how long the batch runs.
+        done |= bar >= beams.scores[:, 0] / divisor  # the best live beam, as if it ended
+        if done.all():  # one sync per step, as greedy's
+            break
     else:
-        _add_unfinished(finished, beams, beam_size,
+        _add_unfinished(finished, beams, done.tolist(),
                         _normalised_length(max_length, length_penalty))
     return [[Hypothesis(vocab.decode(ids), score, weights)
-             for score, ids, weights in sorted(done, key=lambda f: -f[0])[:n_best]]
-            for done in finished]
+             for score, ids, weights in sorted(found, key=lambda f: -f[0])[:n_best]]
+            for found in finished]
 
 
 def _normalised_length(length: int, length_penalty: float) -> float:
@@ -332,11 +347,14 @@ def _candidates(scores: torch.Tensor, log_probs: torch.Tensor,
     return top_scores, top_index // classes, top_index % classes + 1  # parent, token id
 
 
-def _set_aside_finished(finished: _Finished, beams: _Beams, top_scores: torch.Tensor,
-                        parent: torch.Tensor, top_token: torch.Tensor, beam_size: int,
+def _set_aside_finished(finished: _Finished, bar: torch.Tensor, done: torch.Tensor,
+                        beams: _Beams, top_scores: torch.Tensor, parent: torch.Tensor,
+                        top_token: torch.Tensor, beam_size: int, n_best: int,
                         divisor: float) -> None:
-    """Keep EOS candidates ranked among the K best (as fairseq does) for rows not done."""
-    ends = (top_token[:, :beam_size] == EOS_ID) & top_scores[:, :beam_size].isfinite()  # (B, K)
+    """Keep EOS candidates ranked among the K best (as fairseq does) for rows not done,
+    and raise each such row's ``bar`` to its ``n_best``-th best finished score."""
+    ends = ((top_token[:, :beam_size] == EOS_ID) & top_scores[:, :beam_size].isfinite()
+            & ~done[:, None])  # (B, K)
     hits = ends.nonzero().tolist()
     if not hits:
         return
@@ -347,8 +365,10 @@ def _set_aside_finished(finished: _Finished, beams: _Beams, top_scores: torch.Te
                else [None] * len(hits))  # (n, t + 1, S): the EOS step's row included
     for (row, _), prefix, score, rows_of_weights in zip(hits, prefixes,
                                                         top_scores[rows, ranks].tolist(), weights):
-        if len(finished[row]) < beam_size:
-            finished[row].append((score / divisor, prefix + [EOS_ID], rows_of_weights))
+        finished[row].append((score / divisor, prefix + [EOS_ID], rows_of_weights))
+    for row in {row for row, _ in hits}:
+        if len(finished[row]) >= n_best:
+            bar[row] = sorted((f[0] for f in finished[row]), reverse=True)[n_best - 1]
 
 
 def _advance(beams: _Beams, top_scores: torch.Tensor, parent: torch.Tensor,
@@ -375,15 +395,16 @@ def _gather_beams(per_beam: torch.Tensor, parent: torch.Tensor) -> torch.Tensor:
     return per_beam.gather(1, index.expand(-1, -1, *per_beam.shape[2:]))
 
 
-def _add_unfinished(finished: _Finished, beams: _Beams, beam_size: int,
+def _add_unfinished(finished: _Finished, beams: _Beams, done: list[bool],
                     divisor: float) -> None:
     """Rows still running at max_length take their live beams as they are."""
     scores, history = beams.scores.tolist(), beams.history.tolist()
+    beam_size = beams.scores.shape[1]
     weights = (beams.attention.cpu().numpy() if beams.attention is not None
                else [[None] * beam_size] * len(finished))  # (B, K, T, S)
-    for row, done in enumerate(finished):
-        if len(done) >= beam_size:
+    for row, found in enumerate(finished):
+        if done[row]:
             continue
-        done.extend((score / divisor, ids, w)
-                    for score, ids, w in zip(scores[row], history[row], weights[row])
-                    if math.isfinite(score))
+        found.extend((score / divisor, ids, w)
+                     for score, ids, w in zip(scores[row], history[row], weights[row])
+                     if math.isfinite(score))
