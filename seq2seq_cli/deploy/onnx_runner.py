@@ -271,6 +271,9 @@ class OnnxTranslator:
         history = np.zeros((batch, beam_size, 0), dtype=np.int64)
         token = np.full(batch * beam_size, BOS_ID)
         finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(batch)]
+        # As seq2seq_cli/inference/search.py: a row is done once its n_best-th best
+        # finished score beats its best live beam normalised at the length reached.
+        bar, done = np.full(batch, -np.inf), np.zeros(batch, dtype=bool)
         for t in range(max_length):
             log_probs, state = self._step(token, state)
             classes = log_probs.shape[1]
@@ -279,15 +282,14 @@ class OnnxTranslator:
             top_scores = np.take_along_axis(extended, top, axis=1)
             parent, top_token = top // classes, top % classes + 1
             divisor = (t + 1) ** length_penalty
-            for row in range(batch):
+            for row in np.flatnonzero(~done):
                 for rank in range(beam_size):
-                    if top_token[row, rank] == EOS_ID and np.isfinite(top_scores[row, rank]) \
-                            and len(finished[row]) < beam_size:
+                    if top_token[row, rank] == EOS_ID and np.isfinite(top_scores[row, rank]):
                         prefix = history[row, parent[row, rank]].tolist()
                         finished[row].append((top_scores[row, rank] / divisor,
                                               prefix + [EOS_ID]))
-            if all(len(done) >= beam_size for done in finished):
-                break
+                if len(finished[row]) >= n_best:
+                    bar[row] = sorted((f[0] for f in finished[row]), reverse=True)[n_best - 1]
             keep = np.argsort(top_token == EOS_ID, axis=1, kind="stable")[:, :beam_size]
             parent = np.take_along_axis(parent, keep, axis=1)
             chosen = np.take_along_axis(top_token, keep, axis=1)
@@ -297,15 +299,18 @@ class OnnxTranslator:
             flat_parent = (parent + np.arange(batch)[:, None] * beam_size).reshape(-1)
             state = _select(state, flat_parent)
             token = chosen.reshape(-1)
+            done |= bar >= scores[:, 0] / divisor  # the best live beam, as if it ended
+            if done.all():
+                break
         else:
             divisor = max_length ** length_penalty
-            for row, done in enumerate(finished):
-                if len(done) < beam_size:
-                    done.extend((s / divisor, ids) for s, ids in
-                                zip(scores[row], history[row].tolist()) if np.isfinite(s))
+            for row, found in enumerate(finished):
+                if not done[row]:
+                    found.extend((s / divisor, ids) for s, ids in
+                                 zip(scores[row], history[row].tolist()) if np.isfinite(s))
         return [[Hypothesis(self._decode_ids(ids), float(score))
-                 for score, ids in sorted(done, key=lambda f: -f[0])[:n_best]]
-                for done in finished]
+                 for score, ids in sorted(found, key=lambda f: -f[0])[:n_best]]
+                for found in finished]
 
 
 # ---------------------------------------------------------------- integrity
