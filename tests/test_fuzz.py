@@ -109,7 +109,7 @@ def config_trees(draw, corpus: str):
     return tree
 
 
-@settings(FUZZ, max_examples=400)
+@settings(FUZZ, max_examples=250)
 @given(data=st.data())
 def test_inspect_data_survives_random_configs(workdir, data):
     tree = data.draw(config_trees(str(workdir / "toy.tsv")))
@@ -152,7 +152,7 @@ CORPORA = st.one_of(
 )
 
 
-@settings(FUZZ, max_examples=200)
+@settings(FUZZ, max_examples=120)
 @given(corpus=CORPORA, skip_malformed=st.booleans(), lowercase=st.booleans(),
        normalization=st.sampled_from(["NFC", "NFKD", "none"]),
        val_fraction=st.sampled_from([0.0, 0.2, 0.9]))
