@@ -13,7 +13,12 @@ from typer.testing import CliRunner
 
 from seq2seq_cli.cli import app
 from seq2seq_cli.config import SECTIONS, Config, config_to_dict, load_config
-from seq2seq_cli.config.presets import EPOCHS_UNDER_A_TIME_BUDGET, PRESETS
+from seq2seq_cli.config.presets import (
+    EPOCHS_UNDER_A_TIME_BUDGET,
+    LARGE_MODEL,
+    LARGE_REASON,
+    PRESETS,
+)
 
 from .conftest import ROOT, write_tsv
 
@@ -107,23 +112,35 @@ def test_minutes_set_the_budget_and_lift_the_epoch_limit(tmp_path):
     assert config.train.lr_schedule == "linear"  # so it decays to the end of the 15 minutes
 
 
-def test_a_long_budget_trains_members_and_a_short_one_a_single_model(tmp_path):
-    """From MEMBERS_FROM_MINUTES on, one member per idle core; each config trains."""
+def test_a_long_budget_trains_larger_members_and_a_short_one_a_single_preset_model(tmp_path):
+    """From MEMBERS_FROM_MINUTES on, one member per idle core; from LARGE_FROM_MINUTES on,
+    each model is LARGE_MODEL. Each config loads and trains as written (a few steps)."""
     corpus = lexicon(tmp_path)
+    sizes = {}
     for minutes, members in (("5", 1), ("60", None)):
         (tmp_path / minutes).mkdir()
         path = written(tmp_path / minutes, "--preset", "quality", "--minutes", minutes,
                        "--data", str(corpus))
         config = load_config(path)
         assert config.train.members == members
+        sizes[minutes] = (config.model.latent_dim, config.model.embedding_dim,
+                          config.model.decoder_units)
         run = tmp_path / f"run-{minutes}"
         result = runner.invoke(app, [
-            "train", str(path), "--run-dir", str(run), "--device", "cpu", "--set",
-            "train.epochs=1", "--set", "model.latent_dim=8", "--set", "model.embedding_dim=8",
-            "--set", "model.decoder_units=16", "--set", "train.members=2" if members is None
-            else "train.members=1"])
+            "train", str(path), "--run-dir", str(run), "--device", "cpu", "--quiet",
+            "--set", "train.max_steps=2", "--set", "train.warmup_steps=1",
+            "--set", "train.eval_samples=4", "--set", "train.plot=false",
+            "--set", "train.members=2" if members is None else "train.members=1"])
         assert result.exit_code == 0, result.output
         assert (run / "ensemble.json").exists() == (members is None)
+    quality = PRESETS["quality"]["model"]
+    assert sizes["5"] == (quality["latent_dim"], quality["embedding_dim"],
+                          quality["decoder_units"])
+    assert sizes["60"] == (LARGE_MODEL["latent_dim"], LARGE_MODEL["embedding_dim"],
+                           LARGE_MODEL["decoder_units"])
+    assert sizes["60"][0] > sizes["5"][0]
+    text = (tmp_path / "60" / "init.yaml").read_text()
+    assert "  # " + LARGE_REASON[:40] in text  # the reason, as a comment
 
 
 # ---------------------------------------------------------------- units from the corpus

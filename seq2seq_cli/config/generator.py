@@ -21,6 +21,9 @@ from seq2seq_cli.config import SECTIONS, config_from_dict
 from seq2seq_cli.config.presets import (
     DESCRIPTIONS,
     EPOCHS_UNDER_A_TIME_BUDGET,
+    LARGE_FROM_MINUTES,
+    LARGE_MODEL,
+    LARGE_REASON,
     MEMBERS_FROM_MINUTES,
     NOTES,
     PRESETS,
@@ -60,6 +63,11 @@ def init_config(preset: str = "recipe", *, minutes: float | None = None,
         if preset == "quality" and minutes >= MEMBERS_FROM_MINUTES:
             tree["train"]["members"] = None
             notes |= NOTES["members"]
+        if preset == "quality" and minutes >= LARGE_FROM_MINUTES:
+            tree["model"] |= LARGE_MODEL
+            notes |= {"model.latent_dim": LARGE_REASON,
+                      "model.embedding_dim": "Twice the preset's, as model.latent_dim.",
+                      "model.decoder_units": "Twice the preset's, as model.latent_dim."}
     header = [f"A seq2seq config from the `{preset}` preset: {DESCRIPTIONS[preset]}."]
     if data is not None:
         tree["data"] |= {"path": data.path, "source_units": data.source,

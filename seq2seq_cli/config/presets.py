@@ -46,6 +46,19 @@ EPOCHS_UNDER_A_TIME_BUDGET = 1000
 # for one model; at 5 minutes one model was ahead (43.8 against 42.2), still learning.
 MEMBERS_FROM_MINUTES = 20.0
 
+# The quality preset's model by budget: from LARGE_FROM_MINUTES on, each model (each
+# member, one core each) gets LARGE_MODEL, twice the preset's widths (4 times its
+# parameters). Measured on one thread per run, the budget in CPU minutes
+# (docs/quality.md#a-model-sized-to-the-budget): at 5 minutes the preset is ahead (Swedish
+# G2P 77.0 against 73.3 % exact, Dutch G2P 58.3 against 50.8: the wide model gets through
+# 2 epochs, 1); at 20 minutes the wide one is (Swedish 79.3 against 78.3, French P2G 46.1
+# against 42.1), where the preset has stopped gaining.
+LARGE_FROM_MINUTES = 20.0
+LARGE_MODEL = {"latent_dim": 256, "embedding_dim": 128, "decoder_units": 512}
+LARGE_REASON = ("Twice the preset's width from 20 minutes on: a longer budget gets a larger "
+                "model (French P2G at 20 minutes on one core: 46.1 against 42.1 % exact for "
+                "the preset's 128; at 5 minutes the preset is ahead).")
+
 # Comments by preset (and "any": whatever the preset), looked up before the config help.
 NOTES: dict[str, dict[str, str]] = {
     "any": {
