@@ -67,7 +67,7 @@ class Plan:
     @classmethod
     def build(cls, quick: bool, repeats: int | None) -> Plan:
         if quick:
-            return cls(repeats or 1, 3000, 1, 200, 50, 5000, 3, 20_000,
+            return cls(repeats or 1, 1500, 1, 200, 50, 3000, 3, 10_000,
                        ServePlan((1, 32), 0.2, 0.5))
         # 4 epochs: the first two say more about the start-up of the optimizer than about
         # how well a batching trains.
