@@ -102,8 +102,8 @@ def check_key(dotted: str, source: str = "<config>") -> None:
     """A ConfigError unless ``section.key`` is a config key."""
     section, _, key = dotted.partition(".")
     if section not in SECTIONS:
-        raise ConfigError(f"{source}: unknown section '{section}' in '{dotted}'; allowed "
-                          f"sections: {', '.join(SECTIONS)}")
+        raise ConfigError(f"{source}: unknown section '{section}'; allowed sections: "
+                          f"{', '.join(SECTIONS)}")
     names = [f.name for f in dataclasses.fields(SECTIONS[section])]
     if key not in names:
         raise ConfigError(f"{source}: unknown key '{dotted}'; allowed keys in "
@@ -191,13 +191,7 @@ def _split_override(override: str) -> tuple[str, str, str]:
         raise ConfigError(f"--set {override!r}: expected section.key=value, "
                           "e.g. --set train.epochs=5")
     section, key = parts
-    if section not in SECTIONS:
-        raise ConfigError(f"--set {override!r}: unknown section '{section}'; "
-                          f"allowed sections: {', '.join(SECTIONS)}")
-    names = [f.name for f in dataclasses.fields(SECTIONS[section])]
-    if key not in names:
-        raise ConfigError(f"--set {override!r}: unknown key '{section}.{key}'; "
-                          f"allowed keys in '{section}': {', '.join(names)}")
+    check_key(f"{section}.{key}", f"--set {override!r}")
     return section, key, raw.strip()
 
 
