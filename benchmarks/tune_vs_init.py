@@ -2,8 +2,8 @@
 time, on tasks of benchmarks/quality_tasks.py.
 
     .venv/bin/python benchmarks/tune_vs_init.py --tasks-dir DIR --tasks fr-p2g de-g2p \\
-        --minutes 30 [--jobs J] [--peers benchmarks/peers.json] [--machine TEXT] \\
-        [--output benchmarks/tune.md]
+        --minutes 30 [--jobs J] [--arms init tune] [--peers benchmarks/peers.json] \\
+        [--machine TEXT] [--output benchmarks/tune.md]
 
 For each task, one config: ``seq2seq config init --preset quality --data train.tsv --minutes
 N`` with data.val_path = dev.tsv (data.val_fraction 0) and data.test_path = test.tsv
@@ -14,6 +14,8 @@ never side by side:
   members as the preset sets them for N minutes).
 - B, tune: ``seq2seq tune CONFIG --minutes N`` (its default space, sampler, pruner, jobs and
   trial budget unless --jobs is given); its model is the ``model:`` path it prints.
+
+``--arms init`` runs arm A alone: the advice as a user follows it, against the peers' rows.
 
 Both arms' commands are timed on the wall clock as a whole (A's time also holds its process
 start and its test evaluation, some seconds past train.max_minutes; B ends within its
@@ -178,11 +180,14 @@ def cell(row: dict, beam: int, key: str) -> str:
 
 
 def report(rows: list[dict], args: argparse.Namespace, info: dict) -> str:
-    lines = ["# A search against the preset, at equal wall-clock time", "",
+    searched = "tune" in args.arms
+    title = "A search against the preset" if searched else "The preset against the peers"
+    arms = (f" and searched from by `seq2seq tune --minutes {args.minutes:g}` (B), one arm "
+            "after the other") if searched else ""
+    lines = [f"# {title}, at equal wall-clock time", "",
              f"`{info['command']}` on {args.machine}: for each task the `quality` config "
              f"that `config init --minutes {args.minutes:g}` writes (with the task's dev and "
-             "test files), trained as it is (A) and searched from by `seq2seq tune --minutes "
-             f"{args.minutes:g}` (B), one arm after the other; models scored on the test "
+             f"test files), trained as it is (A){arms}; models scored on the test "
              "split, exact match and UER (the error rate over the target's units) in %.", "",
              "| task | arm | wall min | epochs / trials | greedy exact | greedy UER | "
              "beam-5 exact | beam-5 UER | others' CPU |",
@@ -245,6 +250,8 @@ def main() -> int:
                         help="tune --jobs (default: tune's own, the idle cores)")
     parser.add_argument("--peers", type=Path, default=None,
                         help="benchmarks/peers.py's JSON, for a Phonetisaurus row per task")
+    parser.add_argument("--arms", nargs="+", choices=["init", "tune"], default=["init", "tune"],
+                        help="which arms to run (init alone: config init against the peers)")
     parser.add_argument("--machine", default="this machine")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "tune.md")
     args = parser.parse_args()
@@ -258,9 +265,10 @@ def main() -> int:
             config = workdir / f"{name}.yaml"
             info["config_commands"][name], info["configs"][name] = write_config(
                 task, args.minutes, config)
-            for run_arm in (partial(arm_init, task, config, workdir),
-                            partial(arm_tune, task, config, args.minutes, args.jobs, workdir)):
-                arm = run_arm()  # one arm after the other, never side by side
+            arms = {"init": partial(arm_init, task, config, workdir),
+                    "tune": partial(arm_tune, task, config, args.minutes, args.jobs, workdir)}
+            for name_of_arm in args.arms:
+                arm = arms[name_of_arm]()  # one arm after the other, never side by side
                 rows.append(arm)
                 print(json.dumps({k: v for k, v in arm.items() if k != "trials"},
                                  ensure_ascii=False), flush=True)

@@ -141,7 +141,10 @@ def _kill_while_writing(proc: subprocess.Popen, run: Path) -> None:
     checkpoints = run / "checkpoints"
     deadline = time.monotonic() + 60
     while proc.poll() is None and time.monotonic() < deadline:
-        names = os.listdir(checkpoints) if checkpoints.is_dir() else []
+        try:
+            names = os.listdir(checkpoints)
+        except FileNotFoundError:  # not made yet, or being replaced by --overwrite
+            names = []
         if "last.pt" in names and any(name.endswith(".tmp") for name in names):
             break
     proc.kill()
