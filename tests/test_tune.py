@@ -200,6 +200,40 @@ def test_a_report_of_a_directory_that_is_not_a_search_exits_2(tmp_path):
     assert out.exit_code == 2 and "not a tune directory" in out.stderr
 
 
+def _two_finished_trials(tmp_path: Path):
+    """A study of two finished trials whose runs are the same model (one seed): an ensemble
+    of them scores as either, so forward selection takes both when it has the time."""
+    import optuna
+
+    from seq2seq_cli.config import load_config
+    from seq2seq_cli.training.loop import train_from_config
+
+    config = _config(tmp_path)
+    tree = yaml.safe_load(config.read_text())
+    tree["train"]["epochs"] = 2
+    config = load_config(write_config(config, tree))
+    study = optuna.create_study(direction="minimize")
+    for number in (0, 1):
+        run_dir = f"trials/trial-{number:04d}"
+        train_from_config(config, tmp_path / run_dir, device="cpu")
+        study.add_trial(optuna.trial.create_trial(
+            value=1.0 + number, params={}, distributions={}, user_attrs={"run_dir": run_dir},
+            state=optuna.trial.TrialState.COMPLETE))
+    return study
+
+
+def test_the_model_is_named_within_what_is_left_of_the_budget(tmp_path):
+    from seq2seq_cli.tuning.final import name_model
+
+    study = _two_finished_trials(tmp_path)
+    late = name_model(study, tmp_path, top=2, device="cpu", finish_by=time.monotonic() - 1)
+    assert late.trials == (0,) and late.path == tmp_path / "trials" / "trial-0000"
+    assert not (tmp_path / "model").exists()  # no time: the best run alone, nothing scored
+    in_time = name_model(study, tmp_path, top=2, device="cpu")
+    assert in_time.trials == (0, 1) and in_time.path == tmp_path / "model"
+    assert in_time.test is not None and in_time.test["n"] > 0 and not in_time.test_unscored
+
+
 # ---------------------------------------------------------------- PostgreSQL
 
 

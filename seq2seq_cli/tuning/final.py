@@ -5,11 +5,17 @@ Members are chosen forward, as ensemble selection does (Caruana et al. 2004): fr
 best trial, each next-best trial joins while the ensemble's greedy score on the
 validation sample (exact match; chrF when train.select_by is chrf) does not drop. A
 trial far behind the others would pull the average down; one as good adds a view.
+
+The step keeps to the search's budget: each candidate's scoring is timed, no candidate is
+tried when one more scoring would end past ``finish_by``, and the ensemble's test scores
+are left to ``seq2seq evaluate`` when their time, estimated from the validation scorings,
+does not fit either.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +34,7 @@ class FinalModel:
     path: Path  # the ensemble directory, or the best trial's run directory
     trials: tuple[int, ...]  # the trials it is made of, best first
     test: dict[str, Any] | None  # its scores on the test split (greedy), if there is one
+    test_unscored: bool = False  # a test split no time was left to score
 
 
 def ranked_runs(study: Any, tune_dir: Path) -> list[tuple[Any, Path]]:
@@ -41,14 +48,16 @@ def ranked_runs(study: Any, tune_dir: Path) -> list[tuple[Any, Path]]:
     return [(t, run) for t, run in runs if RunDirectory(run).best.exists()]
 
 
-def name_model(study: Any, tune_dir: Path, top: int, device: str) -> FinalModel | None:
-    """The best ``top`` finished runs that share the best one's vocabularies, as one model."""
+def name_model(study: Any, tune_dir: Path, top: int, device: str,
+               finish_by: float = float("inf")) -> FinalModel | None:
+    """The best ``top`` finished runs that share the best one's vocabularies, as one model,
+    named before ``finish_by`` (time.monotonic()) where the scorings allow."""
     ranked = ranked_runs(study, tune_dir)
     if not ranked:
         return None
     vocab = RunDirectory(ranked[0][1]).vocab.read_bytes()
     alike = [(t, run) for t, run in ranked if RunDirectory(run).vocab.read_bytes() == vocab]
-    chosen = _select(alike[:2 * top], top, device)
+    chosen, pace = _select(alike[:2 * top], top, device, finish_by)
     numbers = tuple(t.number for t, _ in chosen)
     if len(chosen) == 1:
         run = RunDirectory(chosen[0][1])
@@ -56,34 +65,42 @@ def name_model(study: Any, tune_dir: Path, top: int, device: str) -> FinalModel 
         return FinalModel(run.root, numbers, test)
     directory = _write(tune_dir, [run for _, run in chosen])
     test_pairs = load_corpus(load_config(RunDirectory(chosen[0][1]).config).data).test
+    if time.monotonic() + pace * len(chosen) * len(test_pairs) > finish_by:
+        return FinalModel(directory, numbers, None, test_unscored=bool(test_pairs))
     return FinalModel(directory, numbers,
                       score_ensemble_test(test_pairs, RunDirectory(directory), device))
 
 
-def _select(candidates: list[tuple[Any, Path]], top: int,
-            device: str) -> list[tuple[Any, Path]]:
-    """Forward selection on the validation sample, at most ``top`` members."""
+def _select(candidates: list[tuple[Any, Path]], top: int, device: str,
+            finish_by: float) -> tuple[list[tuple[Any, Path]], float]:
+    """Forward selection on the validation sample, at most ``top`` members, and the
+    seconds one member took per pair (0 when nothing was scored)."""
     chosen = candidates[:1]
-    if top == 1 or len(candidates) == 1:
-        return chosen
+    if top == 1 or len(candidates) == 1 or time.monotonic() >= finish_by:
+        return chosen, 0.0
     config = load_config(RunDirectory(chosen[0][1]).config)
     pairs = load_corpus(config.data).val[:config.train.eval_samples]
     if not pairs:
-        return candidates[:top]
+        return candidates[:top], 0.0
     metric = "chrf" if config.train.select_by == "chrf" else "exact_match"
+    paces: list[float] = []
 
     def score(members: list[tuple[Any, Path]]) -> float:
+        began = time.monotonic()
         report = Translator.load([run for _, run in members], device).evaluate(pairs)
+        paces.append((time.monotonic() - began) / (len(members) * len(pairs)))
         return getattr(report, metric)
 
     best = score(chosen)
     for candidate in candidates[1:]:
         if len(chosen) == top:
             break
+        if time.monotonic() + max(paces) * (len(chosen) + 1) * len(pairs) > finish_by:
+            break  # one more scoring would end past the budget
         trying = score([*chosen, candidate])
         if trying >= best:
             chosen, best = [*chosen, candidate], trying
-    return chosen
+    return chosen, max(paces)
 
 
 def _write(tune_dir: Path, runs: list[Path]) -> Path:

@@ -105,7 +105,8 @@ def tune(config_path: Path, options: TuneOptions, *, on_event: Callable[[object]
     model = None
     if not should_stop():
         write_best_config(study, tune_dir, base)
-        model = name_model(study, tune_dir, options.top or jobs, options.device)
+        model = name_model(study, tune_dir, options.top or jobs, options.device,
+                           finish_by=started + budget)
     return TuneResult(tune_dir, study, ended, model, should_stop())
 
 

@@ -84,6 +84,9 @@ class TuneView:
                 t = result.model.test
                 lines.append(f"test exact match {t['exact_match']:.3f}, chrF {t['chrf']:.1f} "
                              f"({t['n']:,} held-out pairs, greedy)")
+            elif result.model.test_unscored:
+                lines.append(f"test split not scored within the budget: seq2seq evaluate "
+                             f"{result.model.path}")
             lines.append(f'translate: seq2seq translate {result.model.path} "some text"')
         if (result.tune_dir / "best.yaml").exists():
             lines.append(f"best config: {result.tune_dir / 'best.yaml'}")
