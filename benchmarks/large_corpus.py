@@ -250,8 +250,7 @@ def replace_section(path: Path, section: Section) -> None:
     row_at = next((i for i in table if section_number(lines[i][2:]) > number),
                   table[-1] + 1 if table else len(lines))
     lines[row_at:row_at] = rows
-    block = ["", f"## {section.title}", "", *section.details, "",
-             f"Other processes used {section.load_text} of the machine's CPU meanwhile."]
+    block = ["", f"## {section.title}", "", *section.details]
     block_at = next((i - 1 for i, line in enumerate(lines)
                      if line.startswith("## ") and section_number(line[3:]) > number),
                     len(lines))

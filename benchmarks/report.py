@@ -76,8 +76,7 @@ def markdown(machine: dict[str, str], command: str, minutes: float,
         lines += [f"| {section.title}: {c.name} | {c.measured} | {c.target or '—'} | "
                   f"{verdict(c.met)} | {section.load_text} |" for c in section.checks]
     for section in sections:
-        lines += ["", f"## {section.title}", "", *section.details, "",
-                  f"Other processes used {section.load_text} of the machine's CPU meanwhile."]
+        lines += ["", f"## {section.title}", "", *section.details]
     return lines
 
 

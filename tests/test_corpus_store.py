@@ -119,7 +119,7 @@ def test_several_processes_encode_the_same_corpus(awkward):
     assert (double.val, double.stats) == (single.val, single.stats)
     for side in ("source", "target"):
         a, b = getattr(single.encoded, side), getattr(double.encoded, side)
-        assert a.characters == b.characters
+        assert a.alphabet == b.alphabet
         assert np.array_equal(a.codes, b.codes) and np.array_equal(a.counts, b.counts)
 
 

@@ -24,8 +24,8 @@ IGNORE_INDEX = -100  # class index that cross-entropy skips (PAD positions)
 @dataclass(frozen=True)
 class Batch:
     rows: np.ndarray  # (B,) indices into the split
-    source_lengths: np.ndarray  # (B,) int64 real characters of each source
-    decoder_steps: np.ndarray  # (B,) int64 real decoder steps: target characters + 1
+    source_lengths: np.ndarray  # (B,) int64 real units of each source
+    decoder_steps: np.ndarray  # (B,) int64 real decoder steps: target units + 1
     encoder_input: np.ndarray  # (B, S, Fs) float32 one-hot source, or (B, S) int64 ids
     decoder_input: np.ndarray  # (B, T + 1, Ft) float32 one-hot of BOS + target, or ids
     decoder_target: np.ndarray  # (B, T + 1) int64 class of target + EOS, IGNORE_INDEX at PAD

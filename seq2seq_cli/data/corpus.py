@@ -59,7 +59,7 @@ class Corpus:
     def vocabularies(self) -> Vocabularies:
         """Vocabularies of the training split only, so evaluation never leaks into them."""
         return Vocabularies(*(Vocabulary(SPECIALS + found, side.units) for found, side in
-                              zip(self._train_characters(), (self.encoded.source,
+                              zip(self._train_alphabets(), (self.encoded.source,
                                                              self.encoded.target))))
 
     def train_pairs(self, vocabs: Vocabularies) -> EncodedPairs:
@@ -69,16 +69,16 @@ class Corpus:
 
     def unseen_units(self, vocabs: Vocabularies) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """Units of the training split that ``vocabs`` (inherited) lack, per side."""
-        source, target = self._train_characters()
+        source, target = self._train_alphabets()
         return (tuple(ch for ch in source if ch not in vocabs.source.tokens),
                 tuple(ch for ch in target if ch not in vocabs.target.tokens))
 
-    def _train_characters(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    def _train_alphabets(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         held_out = self._held_out_rows()
         result = []
         for side in (self.encoded.source, self.encoded.target):
             in_train = side.counts - _occurrences(side, held_out)
-            result.append(tuple(ch for ch, n in zip(side.characters, in_train) if n > 0))
+            result.append(tuple(ch for ch, n in zip(side.alphabet, in_train) if n > 0))
         return result[0], result[1]
 
     def _held_out_rows(self) -> np.ndarray:
@@ -99,7 +99,7 @@ class Corpus:
         source = self.encoded.source
         held_source_signatures = _text_signatures(source, [s for s, _ in everything])
         # Only training rows that share a held-out source's length and some of its
-        # characters can repeat it: the rest are never fingerprinted.
+        # units can repeat it: the rest are never fingerprinted.
         candidates = _members(_signatures(source), held_source_signatures)
         candidates = candidates[np.isin(candidates, self._held_out_rows(), invert=True)]
         source_keys = _fingerprints(source, candidates)
@@ -193,7 +193,7 @@ def _gather(side: EncodedSide, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray
 def _decode(side: EncodedSide, rows: np.ndarray) -> list[str]:
     if side.units != units.CHARACTERS:
         return _decode_units(side, rows)
-    code_points = np.array([ord(ch) for ch in side.characters], dtype="<u4")
+    code_points = np.array([ord(ch) for ch in side.alphabet], dtype="<u4")
     texts: list[str] = []
     for step in range(0, len(rows), ROWS_PER_STEP):
         codes, lengths = _gather(side, rows[step:step + ROWS_PER_STEP])
@@ -208,7 +208,7 @@ def _decode_units(side: EncodedSide, rows: np.ndarray) -> list[str]:
     texts: list[str] = []
     for step in range(0, len(rows), ROWS_PER_STEP):
         codes, lengths = _gather(side, rows[step:step + ROWS_PER_STEP])
-        found = [side.characters[code] for code in codes.tolist()]
+        found = [side.alphabet[code] for code in codes.tolist()]
         ends = np.cumsum(lengths).tolist()
         texts.extend(units.join(found[a:b], side.units)
                      for a, b in zip([0] + ends[:-1], ends))
@@ -216,17 +216,17 @@ def _decode_units(side: EncodedSide, rows: np.ndarray) -> list[str]:
 
 
 def _occurrences(side: EncodedSide, rows: np.ndarray) -> np.ndarray:
-    counts = np.zeros(len(side.characters), dtype=np.int64)
+    counts = np.zeros(len(side.alphabet), dtype=np.int64)
     for step in range(0, len(rows), ROWS_PER_STEP):
         codes, _ = _gather(side, rows[step:step + ROWS_PER_STEP])
-        counts += np.bincount(codes, minlength=len(side.characters))
+        counts += np.bincount(codes, minlength=len(side.alphabet))
     return counts
 
 
 def _rows_as_texts(side: EncodedSide, rows: np.ndarray, vocab: Vocabulary) -> EncodedTexts:
     # Corpus code → vocabulary id; units the vocabulary lacks (only in held-out pairs, or
     # new to an inherited vocabulary) read as UNK, as Vocabulary.encode does.
-    id_of_code = np.array(vocab.ids_of(side.characters), dtype=np.int64)
+    id_of_code = np.array(vocab.ids_of(side.alphabet), dtype=np.int64)
     return EncodedTexts(side.codes, side.offsets, rows,
                         id_of_code if len(id_of_code) else np.full(1, UNK_ID))
 
@@ -288,16 +288,16 @@ def _text_fingerprints(side: EncodedSide, texts: list[str]) -> np.ndarray:
     codes, lengths = _text_codes(side, texts)
     keys = _polynomial(codes, lengths)
     if len(codes):
-        missing = codes == len(side.characters)
+        missing = codes == len(side.alphabet)
         keys[np.add.reduceat(missing.astype(np.int64), _starts(lengths)) > 0] = 0
     return keys
 
 
 def _text_codes(side: EncodedSide, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Texts in the corpus's codes, end to end, and their lengths in units; a unit the
-    corpus lacks gets len(characters), a code no corpus text contains."""
-    code_of = {unit: i for i, unit in enumerate(side.characters)}
-    missing = len(side.characters)
+    corpus lacks gets len(alphabet), a code no corpus text contains."""
+    code_of = {unit: i for i, unit in enumerate(side.alphabet)}
+    missing = len(side.alphabet)
     split = [units.split(text, side.units) for text in texts]
     codes = np.array([code_of.get(unit, missing) for found in split for unit in found],
                      dtype=np.uint64)

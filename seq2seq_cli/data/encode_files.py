@@ -76,8 +76,9 @@ def encode_files(config: DataConfig, files: list[Path], identity: list[dict], di
             path = directory / f"{side}.{name}"
             manifest["arrays"][path.name] = {"bytes": path.stat().st_size,
                                              "digest": file_digest(path)}
+        # "characters": the store format's key for the alphabet, from before symbol units.
         manifest["sides"][side] = {"units": getattr(settings, f"{side}_units"),
-                                   "characters": list(merged.characters),
+                                   "characters": list(merged.alphabet),
                                    "counts": merged.counts.tolist(), "dtype": merged.dtype,
                                    "pairs": merged.pairs, "total": merged.total}
     return workers, manifest

@@ -116,13 +116,13 @@ def byte_ranges(path: Path, size: int, pieces: int) -> list[ByteRange]:
 class _SideWriter:
     """Appends one side's units as codes; a code is the order of first appearance.
 
-    ``characters`` lists the units by code: characters, or whole symbols."""
+    ``alphabet`` lists the units by code: characters, or whole symbols."""
 
     path: Path
     kind: str = units.CHARACTERS
     code_of: np.ndarray = field(default_factory=lambda: np.full(UNICODE_SIZE, -1, np.int32))
     symbol_code: dict[str, int] = field(default_factory=dict)
-    characters: list[str] = field(default_factory=list)
+    alphabet: list[str] = field(default_factory=list)
     dtype: type = np.uint16
 
     def __post_init__(self) -> None:
@@ -148,8 +148,8 @@ class _SideWriter:
         codes = np.fromiter((code_of.setdefault(symbol, len(code_of)) for symbol in symbols),
                             dtype=np.int64, count=len(symbols))  # (symbols,)
         if len(code_of) > known:  # a dict keeps insertion order: codes in order of appearance
-            self.characters.extend(itertools.islice(code_of, known, None))
-            if len(self.characters) > np.iinfo(self.dtype).max + 1:
+            self.alphabet.extend(itertools.islice(code_of, known, None))
+            if len(self.alphabet) > np.iinfo(self.dtype).max + 1:
                 self._widen()
         self.handle.write(codes.astype(self.dtype).tobytes())
 
@@ -160,10 +160,10 @@ class _SideWriter:
         unseen = codes < 0
         if unseen.any():
             for code_point in np.unique(code_points[unseen]).tolist():
-                self.code_of[code_point] = len(self.characters)
-                self.characters.append(chr(code_point))
+                self.code_of[code_point] = len(self.alphabet)
+                self.alphabet.append(chr(code_point))
             codes = self.code_of[code_points]
-            if len(self.characters) > np.iinfo(self.dtype).max + 1:
+            if len(self.alphabet) > np.iinfo(self.dtype).max + 1:
                 self._widen()
         self.handle.write(codes.astype(self.dtype).tobytes())
 
@@ -217,7 +217,7 @@ def encode_part(part: ByteRange, settings: EncodingSettings, out: Path,
     both = np.concatenate(lengths, axis=1) if lengths else np.zeros((2, 0), np.int32)
     np.save(out.with_suffix(".lengths.npy"), both)
     summary = {"counts": asdict(counts), "has_bom": has_bom,
-               "characters": [sides[0].characters, sides[1].characters],
+               "characters": [sides[0].alphabet, sides[1].alphabet],
                "dtypes": [np.dtype(sides[0].dtype).name, np.dtype(sides[1].dtype).name]}
     out.with_suffix(".json").write_text(json.dumps(summary, ensure_ascii=False),
                                         encoding="utf-8")
@@ -307,7 +307,7 @@ def _normalize_all(texts: list[str], settings: EncodingSettings) -> list[str]:
 
 @dataclass(frozen=True)
 class MergedSide:
-    characters: tuple[str, ...]  # the sorted units; a code is an index into it
+    alphabet: tuple[str, ...]  # the sorted units; a code is an index into it
     counts: np.ndarray  # (units,) int64 occurrences in the whole corpus
     dtype: str
     pairs: int
@@ -330,10 +330,10 @@ def merge_parts(parts: list[Path], out: Path) -> tuple[MergedSide, MergedSide, L
 
 def _merge_side(parts: list[Path], summaries: list[dict], lengths: list[np.ndarray],
                 side: int, name: str, out: Path) -> MergedSide:
-    characters = sorted({ch for s in summaries for ch in s["characters"][side]})
-    code_of = {ch: i for i, ch in enumerate(characters)}
-    dtype = np.min_scalar_type(max(len(characters) - 1, 0))
-    occurrences = np.zeros(len(characters), dtype=np.int64)
+    alphabet = sorted({ch for s in summaries for ch in s["characters"][side]})
+    code_of = {ch: i for i, ch in enumerate(alphabet)}
+    dtype = np.min_scalar_type(max(len(alphabet) - 1, 0))
+    occurrences = np.zeros(len(alphabet), dtype=np.int64)
     with open(out / f"{name}.codes", "wb") as handle:
         for part, summary in zip(parts, summaries):
             to_global = np.array([code_of[ch] for ch in summary["characters"][side]],
@@ -343,14 +343,14 @@ def _merge_side(parts: list[Path], summaries: list[dict], lengths: list[np.ndarr
                               mode="r") if part_codes.stat().st_size else []
             for start in range(0, len(local), MERGE_CHUNK):
                 codes = to_global[local[start:start + MERGE_CHUNK]]
-                occurrences += np.bincount(codes, minlength=len(characters))
+                occurrences += np.bincount(codes, minlength=len(alphabet))
                 handle.write(codes.tobytes())
             del local
     side_lengths = np.concatenate([pair_lengths[side] for pair_lengths in lengths])
     offsets = np.zeros(len(side_lengths) + 1, dtype=np.int64)
     np.cumsum(side_lengths, out=offsets[1:])
     offsets.tofile(out / f"{name}.offsets")
-    return MergedSide(tuple(characters), occurrences, np.dtype(dtype).name,
+    return MergedSide(tuple(alphabet), occurrences, np.dtype(dtype).name,
                       len(side_lengths), int(offsets[-1]))
 
 

@@ -117,7 +117,7 @@ def _tensor(samples: int, timesteps: int, features: int) -> dict[str, Any]:
 
 def _vocab(vocab: Vocabulary) -> dict[str, Any]:
     """Characters as one string; symbols (data.*_units: symbols) as a list of them."""
-    found: str | list[str] = ("".join(vocab.characters) if vocab.units == units.CHARACTERS
-                              else list(vocab.characters))
+    found: str | list[str] = ("".join(vocab.alphabet) if vocab.units == units.CHARACTERS
+                              else list(vocab.alphabet))
     return {"size": len(vocab), "features": vocab.num_features, "units": vocab.units,
             vocab.units: found}

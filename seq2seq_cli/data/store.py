@@ -52,10 +52,10 @@ class EncodedSide:
     A code stands for one unit of the side: a character, or a whole symbol where
     ``units`` is ``symbols`` (data.source_units / data.target_units)."""
 
-    codes: np.ndarray  # (units,) uint8/uint16/uint32, an index into `characters`
+    codes: np.ndarray  # (units,) uint8/uint16/uint32, an index into `alphabet`
     offsets: np.ndarray  # (pairs + 1,) int64; pair i is codes[offsets[i]:offsets[i + 1]]
-    characters: tuple[str, ...]  # the sorted units (characters, or symbols)
-    counts: np.ndarray  # (len(characters),) int64 occurrences in the whole corpus
+    alphabet: tuple[str, ...]  # the sorted units (characters, or symbols)
+    counts: np.ndarray  # (len(alphabet),) int64 occurrences in the whole corpus
     units: str = "characters"  # what a code stands for (seq2seq_cli/data/units.py)
 
     def lengths(self, rows: np.ndarray | None = None) -> np.ndarray:

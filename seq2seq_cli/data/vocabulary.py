@@ -59,9 +59,11 @@ class Vocabulary:
         return len(self.tokens) - 1
 
     @property
-    def characters(self) -> tuple[str, ...]:
+    def alphabet(self) -> tuple[str, ...]:
         """The corpus's units (characters, or symbols), without the reserved ones."""
         return self.tokens[len(SPECIALS):]
+
+    characters = alphabet  # the name users read from before symbol units
 
     def encode(self, text: str) -> list[int]:
         return self.ids_of(text_units.split(text, self.units))

@@ -49,7 +49,7 @@ class Attention(nn.Module):
                 mask: torch.Tensor) -> torch.Tensor:
         """Attention weights (B, T, S) of ``queries`` (B, T, D) over ``keys`` (B, S, D).
 
-        ``mask`` (B, S) is True at real source characters; every row has at least one.
+        ``mask`` (B, S) is True at real source units; every row has at least one.
         Weights are computed in float32 (they are a softmax) and sum to 1 over S.
         """
         scores = self._scores(queries, keys)  # (B, T, S)

@@ -65,7 +65,7 @@ class Encoded:
     # With attention, from the encoder outputs (the memory, zero at padding):
     keys: torch.Tensor | None = None  # (B, S, D) the memory as the score function reads it
     values: torch.Tensor | None = None  # (B, S, D) the memory times W_c's context half
-    mask: torch.Tensor | None = None  # (B, S) bool, True at real source characters
+    mask: torch.Tensor | None = None  # (B, S) bool, True at real source units
 
     def select(self, rows: torch.Tensor) -> Encoded:
         """The sources at ``rows`` (B',), in that order; a row may repeat (beams)."""
@@ -205,11 +205,11 @@ class Seq2Seq(nn.Module):
     def _read(self, encoder_input: torch.Tensor) -> tuple[State, torch.Tensor | None,
                                                           torch.Tensor | None]:
         """Run the encoder: final (h, c), and with attention its outputs (B, S, D) and the
-        mask (B, S) of real characters.
+        mask (B, S) of real units.
 
         With ``reverse_source`` the encoder reads each source last character first. Every
         caller but the Keras layout passes unpadded sources here, so reversing the time
-        axis reverses exactly the real characters.
+        axis reverses exactly the real units.
         """
         vectors = self._vectors(encoder_input, self.source_embedding,
                                 self.source_features)  # (B, S, Fs or E)

@@ -53,7 +53,7 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
 
 EOS_LABEL = "</s>"
 _VISIBLE = {" ": "\N{OPEN BOX}", "\t": "\N{RIGHTWARDS ARROW TO BAR}"}  # ␣ and ⇥
-INCHES_PER_CHARACTER = 0.3  # room for one tick label, so longer texts get larger pictures
+INCHES_PER_UNIT = 0.3  # room for one tick label, so longer texts get larger pictures
 MAX_INCHES = 80  # 6400 pixels at PLOT_DPI: matplotlib refuses much larger images
 PLOT_DPI = 80
 
@@ -92,8 +92,8 @@ def _heatmap(figure: Any, axes: Any, weights: np.ndarray, source: Sequence[str],
     figure.tight_layout()
 
 
-def _inches(characters: int, margin: float) -> float:
-    return min(margin + INCHES_PER_CHARACTER * characters, MAX_INCHES)
+def _inches(units: int, margin: float) -> float:
+    return min(margin + INCHES_PER_UNIT * units, MAX_INCHES)
 
 
 def _visible(unit: str) -> str:

@@ -47,7 +47,7 @@ def _fine_tuning_note(e: RunStarted) -> str:
     if source or target:
         listed = "; ".join(f"{side} {len(chars)}: {' '.join(map(repr, chars[:20]))}"
                            for side, chars in (("source", source), ("target", target)) if chars)
-        note += (f"; characters of this corpus its vocabularies lack read as <unk> "
+        note += (f"; units of this corpus its vocabularies lack read as <unk> "
                  f"({listed})")
     return note
 
