@@ -2,12 +2,13 @@
 wall-clock minutes, on tasks of benchmarks/quality_tasks.py; and the two averaging rules.
 
     python benchmarks/ensemble.py --tasks-dir TASKS --tasks fr-p2g de-g2p --minutes 5 \\
-        [--members 2] [--output benchmarks/ensemble.md]
+        [--members 2] [--arms one members] [--output benchmarks/ensemble.md]
 
 Both arms are what a user gets from `seq2seq config init --preset quality --data ...
 --minutes N` and `seq2seq train`, the second with `--set train.members=N`; the runs take
 turns, never overlap, and are scored on the task's test split, greedy and with beam 5.
-The machine should be otherwise idle.
+The machine should be otherwise idle. ``--arms one`` runs the first arm alone, for a task
+whose members' arm is already on record as config init's own advice (benchmarks/init-*.md).
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ def epochs(run: Path) -> str:
     return "+".join(str(len(RunDirectory(m).read_metrics())) for m in members)
 
 
-def run_task(task: Path, minutes: float, members: int, workdir: Path) -> list[dict]:
+def run_task(task: Path, minutes: float, members: int, workdir: Path,
+             chosen: list[str]) -> list[dict]:
     config = config_for(task, minutes, workdir)
     common = [f"data.val_path={task / 'dev.tsv'}", "data.val_fraction=0.0",
               f"data.test_path={task / 'test.tsv'}"]
@@ -72,15 +74,18 @@ def run_task(task: Path, minutes: float, members: int, workdir: Path) -> list[di
              [*common, "train.threads=null"]),
             (f"{members} members, 1 thread each", workdir / f"{task.name}-members",
              [*common, f"train.members={members}"])]
+    arms = [arm for arm, key in zip(arms, ("one", "members")) if key in chosen]
     rows = []
     for name, run, overrides in arms:
         seconds = train(config, run, overrides)
         rows.append({"task": task.name, "arm": name, "seconds": seconds,
                      "epochs": epochs(run), **scores(run, task / "test.tsv")})
         print(json.dumps(rows[-1]), flush=True)
+    if "members" not in chosen:
+        return rows
     rows.append({"task": task.name, "arm": f"{members} members, log-probabilities averaged",
                  "seconds": rows[-1]["seconds"], "epochs": rows[-1]["epochs"],
-                 **scores(arms[1][1], task / "test.tsv", "log_probabilities")})
+                 **scores(arms[-1][1], task / "test.tsv", "log_probabilities")})
     print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -88,9 +93,9 @@ def run_task(task: Path, minutes: float, members: int, workdir: Path) -> list[di
 def report(rows: list[dict], args: argparse.Namespace) -> str:
     lines = ["# Ensembles against one model, at equal wall-clock time", "",
              f"`benchmarks/ensemble.py --tasks {' '.join(args.tasks)} --minutes "
-             f"{args.minutes:g} --members {args.members}` on {args.machine}: the `quality` "
-             "preset as `config init` writes it, the task's test split, exact match and "
-             "unit error rate in %.", "",
+             f"{args.minutes:g} --members {args.members} --arms {' '.join(args.arms)}` on "
+             f"{args.machine}: the `quality` preset as `config init` writes it, the task's "
+             "test split, exact match and unit error rate in %.", "",
              "| task | arm | wall s | epochs | greedy exact | greedy UER | beam-5 exact | "
              "beam-5 UER |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -107,13 +112,16 @@ def main() -> int:
     parser.add_argument("--tasks", nargs="+", default=["fr-p2g"])
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--members", type=int, default=2)
+    parser.add_argument("--arms", nargs="+", choices=["one", "members"],
+                        default=["one", "members"])
     parser.add_argument("--machine", default="this machine")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "ensemble.md")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
         for task in args.tasks:
-            rows += run_task(args.tasks_dir / task, args.minutes, args.members, Path(workdir))
+            rows += run_task(args.tasks_dir / task, args.minutes, args.members, Path(workdir),
+                             args.arms)
     args.output.write_text(report(rows, args), encoding="utf-8")
     return 0
 
