@@ -71,7 +71,7 @@ def run_task(task: Path, minutes: float, members: int, workdir: Path,
     common = [f"data.val_path={task / 'dev.tsv'}", "data.val_fraction=0.0",
               f"data.test_path={task / 'test.tsv'}"]
     arms = [("one model, every core", workdir / f"{task.name}-one",
-             [*common, "train.threads=null"]),
+             [*common, "train.members=1", "train.threads=null"]),
             (f"{members} members, 1 thread each", workdir / f"{task.name}-members",
              [*common, f"train.members={members}"])]
     arms = [arm for arm, key in zip(arms, ("one", "members")) if key in chosen]
