@@ -10,8 +10,9 @@ DIR/summary.json, which says each side's units). The config is the quality prese
 benchmarks/quality_budget.py trains it (``preset_overrides("quality")`` and the task's symbol
 units), with ``train.batch_size`` and ``train.threads`` set per variant and ``--set`` on top.
 
-One trainer per (threads, batch size), all in this one process, driven by the trainer's own
-loop (``epoch_steps``: batching, the step, the schedule, validation at epoch ends). Each
+One trainer per (threads, batch size), each in a process of its own, driven by the
+trainer's own loop one step at a time (benchmarks/stepper.py: batching, the step, the
+schedule, validation at epoch ends); one trainer computes at a time. Each
 first trains ``--warmup`` seconds that are not counted. Then the variants take turns,
 ``--slice`` seconds of training each, until each has trained ``--seconds``; the first step
 of every turn is not counted either (the thread count has just changed). A step's time is
@@ -34,7 +35,6 @@ import math
 import shlex
 import sys
 import tempfile
-from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,9 +45,7 @@ from flops import ModelFlops, model_flops, pair_training_flops
 from machine import OtherLoad, machine_info, matmul_gflops, median
 from quality_budget import COMMON, preset_overrides
 from seq2seq_cli.config import Config, load_config
-from seq2seq_cli.training.loop import epoch_plan, epoch_steps
-from seq2seq_cli.training.state import Trainer
-from training import start_trainer
+from stepper import Stepped, Stepper
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_SAMPLES = 100  # validation at an epoch end decodes this many pairs (not timed)
@@ -76,11 +74,11 @@ class Sample:
 class Variant:
     threads: int
     batch: int
-    trainer: Trainer
+    config: Config
+    stepper: Stepper
     flops: ModelFlops
     samples: list[Sample] = field(default_factory=list)
-    _steps: Generator | None = None
-    _plan: list[np.ndarray] = field(default_factory=list)
+    _last: Stepped | None = None  # the last step's counters, this epoch
 
     @property
     def name(self) -> str:
@@ -89,21 +87,18 @@ class Variant:
     def step(self) -> tuple[float, np.ndarray] | None:
         """One optimizer step of the trainer's loop: (its seconds, its rows); None where
         the loop ended an epoch instead (validation, no step)."""
-        p = self.trainer.progress
-        if self._steps is None:  # the plan epoch_steps builds (seeded by seed and epoch)
-            self._plan = epoch_plan(self.trainer, p.epoch + 1)
-            self._steps = epoch_steps(self.trainer)
-        before, done, tokens = p.train_seconds, p.batches_done, p.target_tokens
-        try:
-            next(self._steps)
-        except StopIteration:
-            self._steps = None
+        before = self._last
+        stepped = self._last = self.stepper.step()
+        if stepped.ended:
+            self._last = None
             return None
-        rows = self._plan[done]
-        target = self.trainer.train_pairs.target.lengths[rows]
-        if p.batches_done != done + 1 or p.target_tokens - tokens != int(target.sum()) + len(rows):
+        seconds, done, tokens = ((before.train_seconds, before.batches_done,
+                                  before.target_tokens) if before else (0.0, 0, 0))
+        target = self.stepper.facts.target_lengths[stepped.rows]
+        if stepped.batches_done != done + 1 or \
+                stepped.target_tokens - tokens != int(target.sum()) + len(stepped.rows):
             raise RuntimeError(f"{self.name}: the step trained other rows than expected")
-        return p.train_seconds - before, rows
+        return stepped.train_seconds - seconds, stepped.rows
 
     def train(self, seconds: float, sample: Sample | None) -> None:
         """Train ``seconds`` of step time; count every step but the first into ``sample``."""
@@ -118,8 +113,8 @@ class Variant:
             if sample is None or first:
                 first = False
                 continue
-            pairs = self.trainer.train_pairs
-            source, target = pairs.source.lengths[rows], pairs.target.lengths[rows]
+            facts = self.stepper.facts
+            source, target = facts.source_lengths[rows], facts.target_lengths[rows]
             sample.seconds += step_seconds
             sample.target_units += int(target.sum())
             sample.pairs += len(rows)
@@ -174,9 +169,9 @@ def measure(args: argparse.Namespace, variants: list[Variant],
 def corpus_flops(variant: Variant) -> tuple[float, float, float, float, float]:
     """Training FLOPs per target unit and per pair over the whole training split, and its
     mean source units, target units and decoder steps."""
-    pairs = variant.trainer.train_pairs
-    source = pairs.source.lengths.astype(np.float64)
-    target = pairs.target.lengths.astype(np.float64)
+    facts = variant.stepper.facts
+    source = facts.source_lengths.astype(np.float64)
+    target = facts.target_lengths.astype(np.float64)
     total = pair_training_flops(variant.flops, source, target)
     return (total / target.sum(), total / len(target), source.mean(), target.mean(),
             target.mean() + 1)
@@ -187,8 +182,8 @@ def report(args: argparse.Namespace, variants: list[Variant], peaks: dict[int, l
     first = variants[0]
     per_unit, per_pair, mean_s, mean_t, mean_steps = corpus_flops(first)
     f = first.flops
-    vocabs = first.trainer.vocabs
-    model = first.trainer.config.model
+    facts = first.stepper.facts
+    model = first.config.model
     peak = {threads: median(values) for threads, values in peaks.items()}
     lines = ["# Training efficiency: useful FLOP/s against the matmul peak", "",
              f"`.venv/bin/python benchmarks/efficiency.py {shlex.join(sys.argv[1:])}`", "",
@@ -216,8 +211,8 @@ def report(args: argparse.Namespace, variants: list[Variant], peaks: dict[int, l
     lines += ["", "## Useful FLOPs", "",
               f"Forward FLOPs of one pair = a·S + b·T + c·S·T + d (flops.model_flops), "
               f"S source units, T = target units + 1 decoder steps; training = 3 × forward. "
-              f"Alphabets: source {vocabs.source.num_features}, target "
-              f"{vocabs.target.num_features} one-hot columns (the output layer's width).", "",
+              f"Alphabets: source {facts.source_features}, target "
+              f"{facts.target_features} one-hot columns (the output layer's width).", "",
               f"- a = {f.per_source:,} per source unit (encoder, the memory's projections)",
               f"- b = {f.per_decoder_step:,} per decoder step (decoder LSTM, attentional "
               "layer, output layer)",
@@ -267,12 +262,16 @@ def main(argv: list[str] | None = None) -> int:
         for threads in args.threads:
             for batch in args.batch_sizes:
                 config = task_config(task_dir, units, threads, batch, args.overrides)
-                trainer = start_trainer(config, Path(tmp) / f"run-{threads}-{batch}")
-                variants.append(Variant(threads, batch, trainer, model_flops(
-                    config.model, trainer.vocabs.source.num_features,
-                    trainer.vocabs.target.num_features)))
-        with OtherLoad() as load:
-            peaks = measure(args, variants, lambda line: print(line, flush=True))
+                stepper = Stepper(config, Path(tmp) / f"run-{threads}-{batch}")
+                variants.append(Variant(threads, batch, config, stepper, model_flops(
+                    config.model, stepper.facts.source_features,
+                    stepper.facts.target_features)))
+        try:
+            with OtherLoad() as load:
+                peaks = measure(args, variants, lambda line: print(line, flush=True))
+        finally:
+            for variant in variants:
+                variant.stepper.close()
     lines = report(args, variants, peaks, load.share)
     args.output.write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))

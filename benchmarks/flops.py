@@ -49,7 +49,7 @@ def epoch_steps(config: Config) -> EpochSteps:
 
 
 def _decoder_steps_in_halves(steps: np.ndarray) -> int:
-    """Steps the decoder computes for one batch: Seq2Seq.decode_in_parts runs the longer and
+    """Steps the decoder computes for one batch: Seq2Seq.forward runs the longer and
     the shorter half each only as far as its own longest row."""
     ordered = np.sort(steps)[::-1]
     return sum(len(part) * int(part.max()) for part in np.array_split(ordered, 2) if len(part))

@@ -4,31 +4,24 @@ All variants train the same data with the same seed for the same number of epoch
 Variants take turns batch by batch inside this one process (a step of A, of B, of C,
 then A again...), so that a noisy, shared machine slows them alike; epoch-level turns
 were not enough here (two neighbouring epochs differed up to 8× under other users'
-load). The loop is the trainer's own: ``setup_trainer``, then the library's
-``epoch_steps`` (the epoch ``train_epoch`` runs, yielding after every optimizer step),
-validation included. Epoch time is the sum of the steps' seconds, batch construction
-included, validation excluded: the trainer's "seconds" metric.
+load). The loop is the trainer's own, ``train_epoch``, validation included, each trainer in a
+process of its own stepped one optimizer step at a time (benchmarks/stepper.py). Epoch
+time is the sum of the steps' seconds, batch construction included, validation excluded:
+the trainer's "seconds" metric.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from flops import EpochSteps, training_flops
 from machine import cores, cpuinfo_field, matmul_gflops, median, native_bf16_flags
 from report import Check, Section
 from seq2seq_cli.config import Config, load_config
-from seq2seq_cli.run_dir import RunDirectory
-from seq2seq_cli.training.distributed import Distributed
-from seq2seq_cli.training.loop import epoch_steps
-from seq2seq_cli.training.setup import setup_trainer
-from seq2seq_cli.training.state import Trainer
+from stepper import Stepper
 
 RECIPE_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "fra-eng.yaml"
 LENGTH, PADDED, BF16 = "mixed fp32", "pad_to_max fp32", "mixed bf16"
@@ -41,7 +34,6 @@ EPOCH_RATIO_TARGET = 0.45
 PEAK_FRACTION_TARGET = 0.60
 VAL_LOSS_TOLERANCE = 0.005  # "equal": within 0.5 % of the reference's val loss
 PEAK_EVERY = 20  # turns between matmul peak samples
-DONE = object()
 
 
 @dataclass(frozen=True)
@@ -62,31 +54,25 @@ def recipe_config(corpus: Path, samples: int | None, epochs: int,
         f"train.threads={cores()}", *extra])
 
 
-def start_trainer(config: Config, run_dir: Path) -> Trainer:
-    """A fresh trainer (seeded initialisation) writing into ``run_dir``, one process."""
-    # The run directory's lock lives as long as the stack: for a benchmark, that is fine.
-    return setup_trainer(config, RunDirectory(run_dir), False, False,
-                  Distributed(torch.device("cpu")), contextlib.ExitStack(),
-                  lambda event: None, lambda: False)
-
-
-def epochs_in_turn(trainers: dict[str, Trainer], peaks: list[float]) -> dict[str, dict]:
+def epochs_in_turn(steppers: dict[str, Stepper],
+                   peaks: list[float]) -> dict[str, list[dict]]:
     """One epoch of every trainer, one optimizer step each in turn, each ending with its
-    validation; returns each one's metrics.
+    validation; returns each one's metrics so far.
 
     A matmul peak sample is taken every PEAK_EVERY turns, under the same load.
     """
-    pending = {name: epoch_steps(trainer)
-               for name, trainer in trainers.items()}
+    pending, history = dict(steppers), {}
     for turn in itertools.count():
         if not pending:
             break
         if turn % PEAK_EVERY == 0:
             peaks += matmul_gflops(runs=1, warmup=1)
-        for name, steps in list(pending.items()):
-            if next(steps, DONE) is DONE:
+        for name, stepper in list(pending.items()):
+            stepped = stepper.step()
+            if stepped.ended:
+                history[name] = stepped.history
                 del pending[name]
-    return {name: trainer.history[-1] for name, trainer in trainers.items()}
+    return history
 
 
 def run_interleaved(configs: dict[str, Config], repeats: int, epochs: int, workdir: Path,
@@ -97,16 +83,20 @@ def run_interleaved(configs: dict[str, Config], repeats: int, epochs: int, workd
     for repeat in range(repeats):
         shift = repeat % len(configs)  # rotate the order: no variant always goes first
         names = list(configs)[shift:] + list(configs)[:shift]
-        trainers = {name: start_trainer(configs[name], workdir / f"{repeat}-{_slug(name)}")
+        steppers = {name: Stepper(configs[name], workdir / f"{repeat}-{_slug(name)}")
                     for name in names}
-        for epoch in range(1, epochs + 1):
-            log(f"training {', '.join(names)} in turn: repeat {repeat + 1}/{repeats}, "
-                f"epoch {epoch}/{epochs}")
-            epochs_in_turn(trainers, peaks)
-        for name, trainer in trainers.items():
-            history = trainer.history
+        try:
+            for epoch in range(1, epochs + 1):
+                log(f"training {', '.join(names)} in turn: repeat {repeat + 1}/{repeats}, "
+                    f"epoch {epoch}/{epochs}")
+                histories = epochs_in_turn(steppers, peaks)
+        finally:
+            for stepper in steppers.values():
+                stepper.close()
+        for name, stepper in steppers.items():
+            history = histories[name]
             runs[name].append(Run([m["seconds"] for m in history], history[-1]["val_loss"],
-                                  trainer.run.root))
+                                  stepper.facts.run_dir))
     return runs, peaks
 
 

@@ -50,7 +50,7 @@ def attention_model(*, seed: int = 0, target_chars: str = TARGET_CHARS,
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.mul_(3)  # larger weights: outputs differ between sources
-        model.output.bias[EOS_ID - 1] -= 1.0  # and are not all cut short by EOS
+        model.decoder.output.bias[EOS_ID - 1] -= 1.0  # and are not all cut short by EOS
     return model.eval(), vocabs
 
 
@@ -110,7 +110,7 @@ def test_mixed_batches_give_each_source_the_memory_it_has_alone():
     rows = max(plan, key=lambda b: len(set(pairs.source.lengths[b].tolist())))
     batch = make_batch(pairs, rows, vocabs.source.num_features, vocabs.target.num_features)
     with torch.no_grad():
-        joined = model.encode_exact(torch.from_numpy(batch.encoder_input),
+        joined = model.encode(torch.from_numpy(batch.encoder_input),
                                     torch.from_numpy(batch.source_lengths))
         for i, length in enumerate(batch.source_lengths):
             alone = model.encode(torch.from_numpy(batch.encoder_input[i:i + 1, :length]))
@@ -138,10 +138,10 @@ def test_bidirectional_memory_joins_both_directions():
     model = build_model(ModelConfig(latent_dim=8, attention="dot", bidirectional=True), 5, 7)
     text = torch.eye(5)[[0, 3, 1, 2]][None]  # (1, 4, 5)
     with torch.no_grad():
-        outputs, _ = model.encoder(text)  # (1, 4, 16): [forward ; backward] per position
+        outputs, _ = model.encoder.lstm(text)  # (1, 4, 16): [forward ; backward] per position
         encoded = model.encode(text)
     torch.testing.assert_close(encoded.keys, outputs)  # dot: the keys are the memory
-    assert encoded.keys.shape[2] == 2 * 8 == model.decoder.hidden_size
+    assert encoded.keys.shape[2] == 2 * 8 == model.decoder.lstm.hidden_size
 
 
 def test_output_dropout_acts_with_one_layer_in_training_only():

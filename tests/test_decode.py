@@ -39,7 +39,7 @@ def random_model(*, latent_dim: int = 16, num_layers: int = 1, bidirectional: bo
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.mul_(4)  # larger weights: outputs differ between sources
-        model.output.bias[EOS_ID - 1] -= 1.0  # and are not all cut short by EOS
+        model.decoder.output.bias[EOS_ID - 1] -= 1.0  # and are not all cut short by EOS
     return model.eval(), vocabs
 
 
@@ -227,7 +227,7 @@ def test_empty_sources_give_empty_outputs_without_running_the_model(monkeypatch)
 def test_outputs_stop_at_max_length():
     model, vocabs = random_model()
     with torch.no_grad():
-        model.output.bias[EOS_ID - 1] = -50.0  # this model never ends a sentence
+        model.decoder.output.bias[EOS_ID - 1] = -50.0  # this model never ends a sentence
     for beam_size in (1, 3):
         results = translate_texts(model, vocabs, mixed_sources(6), max_length=5, device=CPU,
                                   beam_size=beam_size, n_best=beam_size)

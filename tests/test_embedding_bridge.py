@@ -58,7 +58,7 @@ def random_model(seed: int = 0, **options) -> tuple[Seq2Seq, Vocabularies]:
         for name, parameter in model.named_parameters():
             # Larger weights: outputs differ between sources (embeddings start at ±0.05).
             parameter.mul_(60 if "embedding" in name else 4)
-        model.output.bias[EOS_ID - 1] -= 1.0  # and are not all cut short by EOS
+        model.decoder.output.bias[EOS_ID - 1] -= 1.0  # and are not all cut short by EOS
     return model.eval(), vocabs
 
 
@@ -87,8 +87,8 @@ def test_parameter_names_of_the_plain_model_are_unchanged_and_new_ones_are_new()
     assert new == {"source_embedding.weight", "target_embedding.weight", "bridge.weight_h",
                    "bridge.bias_h", "bridge.weight_c", "bridge.bias_c"}
     assert both.source_embedding.weight.shape == (7, 3)  # 6 one-hot columns + PAD
-    assert both.encoder.input_size == 3 and both.decoder.input_size == 3
-    assert both.decoder.hidden_size == 5
+    assert both.encoder.lstm.input_size == 3 and both.decoder.lstm.input_size == 3
+    assert both.decoder.lstm.hidden_size == 5
 
 
 def test_decoder_units_equal_to_the_default_width_build_the_plain_model():
@@ -106,7 +106,7 @@ def test_the_bridge_maps_h_through_tanh_and_c_linearly():
     source = torch.tensor([[4, 5, 6]])
     with torch.no_grad():
         one_hot_source = torch.from_numpy(one_hot(source.numpy(), vocabs.source.num_features))
-        _, (h, c) = model.encoder(one_hot_source)  # each (2, 1, 16): forward, backward
+        _, (h, c) = model.encoder.lstm(one_hot_source)  # each (2, 1, 16): forward, backward
         joined_h = torch.cat([h[0], h[1]], dim=1)  # (1, 32) forward ; backward
         joined_c = torch.cat([c[0], c[1]], dim=1)
         h0, c0 = model.encode(source).final  # (1, 1, 7)

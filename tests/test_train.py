@@ -74,22 +74,22 @@ def test_decoder_starts_from_the_encoders_final_state(bidirectional):
     x = torch.from_numpy(batch.encoder_input)  # (B, S, Fs)
     with torch.no_grad():
         h, c = model.encode(x).final  # (L, B, D)
-        outputs, _ = model.encoder(x)  # (B, S, dirs * H)
-    units = model.encoder.hidden_size
+        outputs, _ = model.encoder.lstm(x)  # (B, S, dirs * H)
+    units = model.encoder.lstm.hidden_size
     # The top layer's state is the encoder output at the last real character (forward)
     # and at the first character (backward), joined as [forward ; backward].
     assert torch.allclose(h[-1, :, :units], outputs[:, -1, :units])
     if bidirectional:
         assert torch.allclose(h[-1, :, units:], outputs[:, 0, units:])
     assert h.shape == c.shape == (2, len(rows), units * (2 if bidirectional else 1))
-    assert model.decoder.hidden_size == h.shape[-1]
+    assert model.decoder.lstm.hidden_size == h.shape[-1]
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_keras_initialization(bidirectional):
     config = ModelConfig(latent_dim=8, num_layers=2, bidirectional=bidirectional)
     model = build_model(config, 5, 7)
-    for lstm in (model.encoder, model.decoder):
+    for lstm in (model.encoder.lstm, model.decoder.lstm):
         units = lstm.hidden_size
         for name, weight in lstm.named_parameters():
             if name.startswith("weight_hh"):  # (4H, H) with orthonormal columns
@@ -103,12 +103,12 @@ def test_keras_initialization(bidirectional):
                 torch.testing.assert_close(weight.detach(), expected)
             else:
                 assert not weight.any(), name
-    assert not model.output.bias.any()
+    assert not model.decoder.output.bias.any()
 
 
 def test_pytorch_initialization_is_uniform_in_one_over_root_units():
     model = build_model(ModelConfig(latent_dim=16, init="pytorch"), 5, 7)
-    for name, weight in model.encoder.named_parameters():
+    for name, weight in model.encoder.lstm.named_parameters():
         assert weight.abs().max() <= 16 ** -0.5, name
         assert weight.abs().max() > 0.9 * 16 ** -0.5, name  # spread over the whole range
 
@@ -144,7 +144,7 @@ def test_decoder_output_depends_on_the_encoder():
     x, y = torch.from_numpy(batch.encoder_input), torch.from_numpy(batch.decoder_input)
     with torch.no_grad():
         before = model(x, y)
-        for p in model.encoder.parameters():
+        for p in model.encoder.lstm.parameters():
             p.zero_()
         after = model(x, y)
     assert not torch.allclose(before, after)
@@ -168,7 +168,7 @@ def test_mixed_batches_encode_every_source_as_if_alone(num_layers):
     assert len(set(pairs.source.lengths[rows].tolist())) > 1  # really mixed
     batch = make_batch(pairs, rows, vocabs.source.num_features, vocabs.target.num_features)
     with torch.no_grad():
-        h, c = model.encode_exact(torch.from_numpy(batch.encoder_input),
+        h, c = model.encode(torch.from_numpy(batch.encoder_input),
                                   torch.from_numpy(batch.source_lengths)).final
         for i, length in enumerate(batch.source_lengths):
             alone = torch.from_numpy(batch.encoder_input[i:i + 1, :length])  # no padding

@@ -41,11 +41,14 @@ def _space(tmp_path: Path, name: str, tree: dict) -> Path:
 
 
 def _tune(config: Path, tune_dir: Path, space: Path, *args: str, minutes: float = 0.4,
+          search: float | None = None,
           timeout: float = 180) -> tuple[subprocess.CompletedProcess, float]:
+    """A search of trials of 3 s, the whole budget a search unless ``search`` minutes."""
     started = time.monotonic()
     result = subprocess.run(
         [*TUNE, str(config), "--dir", str(tune_dir), "--space", str(space), "--minutes",
-         str(minutes), "--trial-minutes", "0.05", *args],
+         str(minutes), "--search-minutes", str(search or minutes), "--trial-minutes", "0.05",
+         *args],
         capture_output=True, text=True, timeout=timeout)
     return result, time.monotonic() - started
 
@@ -96,7 +99,7 @@ def test_a_search_ends_on_time_names_a_model_and_two_workers_continue_it_pruning
     # it; a value that cannot learn is pruned at the first rung, behind the trials there.
     flat = _space(tmp_path, "flat.yaml", CANNOT_LEARN)
     command = [*TUNE, str(config), "--dir", str(tune_dir), "--space", str(flat), "--minutes",
-               "0.35", "--trial-minutes", "0.05", "--jobs", "1"]
+               "0.35", "--search-minutes", "0.35", "--trial-minutes", "0.05", "--jobs", "1"]
     workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True) for _ in range(2)]
     outputs = [worker.communicate(timeout=180) for worker in workers]
@@ -151,6 +154,30 @@ def test_sigterm_ends_the_search_with_its_leaderboard_and_no_half_written_run(tm
         assert (run / "checkpoints" / "last.pt").exists(), run  # resumable, or not there
 
 
+def test_the_best_trials_train_on_after_the_search_and_are_the_model(tmp_path):
+    config, tune_dir = _config(tmp_path), tmp_path / "tune"
+    result, took = _tune(config, tune_dir, _space(tmp_path, "learns.yaml", LEARNS),
+                         "--jobs", "2", minutes=0.6, search=0.2)
+    assert result.returncode == 0, result.stderr
+    assert took < 36 + SLACK, took
+    assert "train on for" in result.stdout and "→" in result.stdout
+    trials = _report(tune_dir)["trials"]
+    by_number = {t["trial"]: t for t in trials}
+    assert by_number[0]["values"] == {"model.latent_dim": 8}  # the config's own value first
+    finalists = [t for t in trials if t["continued_minutes"] is not None]
+    assert len(finalists) == 2 and trials[:2] == finalists  # first in the leaderboard
+    for trial in finalists:
+        assert trial["continued_minutes"] > trial["minutes"]  # it trained on, resumed
+        assert trial["continued_metric"] is not None
+        extended = yaml.safe_load((tune_dir / trial["run_dir"]).with_suffix(".yaml").read_text())
+        assert extended["train"]["max_minutes"] > trial["minutes"] + 0.05  # its budget grew
+    # The model is made of finalists (both, unless the second lowers the first's score).
+    line = next(x for x in result.stdout.splitlines() if x.startswith("model: "))
+    made = {int(n) for n in line.rpartition("trial")[2].strip(" s)").split(", ")}
+    assert made and made <= {t["trial"] for t in finalists}, line
+    assert all(t["continued_minutes"] is None for t in trials[2:])
+
+
 @pytest.mark.parametrize("space, message", [
     ({"model": {"latent_dims": [8, 16]}}, "unknown key 'model.latent_dims'"),
     ({"modle": {"latent_dim": [8]}}, "unknown section 'modle'"),
@@ -178,6 +205,7 @@ def test_a_space_that_does_not_fit_the_config_is_one_error_before_anything_runs(
     (["--minutes", "0"], "--minutes 0: give a budget above 0"),
     (["--minutes", "1", "--jobs", "0"], "--jobs 0: give 1 or more"),
     (["--minutes", "1", "--trial-minutes", "2"], "at most --minutes"),
+    (["--minutes", "1", "--search-minutes", "0"], "--search-minutes 0: give a budget above 0"),
 ])
 def test_bad_options_exit_2(tmp_path, args, message):
     out = runner.invoke(app, ["tune", str(_config(tmp_path)), *args])

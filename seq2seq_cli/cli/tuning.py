@@ -64,11 +64,14 @@ def search(
     pruner: Annotated[Pruner, typer.Option(
         help="How trials behind are stopped, by training time: halving (successive "
              "halving), hyperband, median, or none.")] = Pruner.halving,
+    search_minutes: Annotated[Optional[float], typer.Option(  # noqa: UP045
+        help="The search's part of --minutes; in the rest the best --top trials train on "
+             "(default: a third; equal to --minutes: none trains on).")] = None,
     trial_minutes: Annotated[Optional[float], typer.Option(  # noqa: UP045
-        help="Training budget of one trial (default: a third of --minutes).")] = None,
+        help="Training budget of one trial (default: a third of the search).")] = None,
     top: Annotated[Optional[int], typer.Option(  # noqa: UP045
-        help="The best N finished trials are the model, as an ensemble (default: --jobs; "
-             "1: the best trial alone).")] = None,
+        help="The best N finished trials train on and are the model, as an ensemble "
+             "(default: --jobs; 1: the best trial alone).")] = None,
     device: DeviceOption = "cpu",
     quiet: Annotated[bool, typer.Option(help="Print only errors and the leaderboard.")
                      ] = False,
@@ -82,7 +85,8 @@ def search(
     from seq2seq_cli.ui.tune_view import TuneView
 
     options = TuneOptions(minutes, jobs, threads, space, tune_dir, storage, study,
-                          sampler.value, pruner.value, trial_minutes, top, device)
+                          sampler.value, pruner.value, trial_minutes, search_minutes, top,
+                          device)
     check_options(options)
     view = TuneView(load_config(config).train.select_by, quiet=quiet)
     with StopOnSignal() as stop:

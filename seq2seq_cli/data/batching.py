@@ -3,7 +3,7 @@
 The encoder's final state must be that of the last real character, never of padding.
 ``mixed`` (the default) builds each batch of batch_size rows from a few random pieces,
 each holding sources of one length; the model encodes every piece unpadded
-(``Seq2Seq.encode_exact``), so batches are as varied as random ones. ``length`` puts
+(``Seq2Seq.encode`` with the lengths), so batches are as varied as random ones. ``length`` puts
 only sources of one length in a batch (one encoder call, but batches of similar
 sentences train worse). Targets are padded per batch and masked out of the loss.
 ``pad_to_max`` is the Keras recipe's layout, kept as a reference.

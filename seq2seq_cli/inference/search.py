@@ -23,7 +23,14 @@ import numpy as np
 import torch
 
 from seq2seq_cli.data import units
-from seq2seq_cli.data.vocabulary import BOS_CLASS, BOS_ID, EOS_ID, Vocabularies, Vocabulary
+from seq2seq_cli.data.vocabulary import (
+    BOS_CLASS,
+    BOS_ID,
+    EOS_ID,
+    PAD_ID,
+    Vocabularies,
+    Vocabulary,
+)
 from seq2seq_cli.errors import UserError
 from seq2seq_cli.model.seq2seq import DecoderState, Encoded, Seq2Seq
 
@@ -194,15 +201,13 @@ def encode_sources(model: Seq2Seq, vocab: Vocabulary, sources: list[str],
     lengths = np.array([vocab.length(s) for s in sources])  # in units
     if len(sources) == 0 or lengths.min() == 0:
         raise ValueError("encode_sources needs at least one source and no empty source")
-    groups = []
-    for length in np.unique(lengths):
-        rows = np.flatnonzero(lengths == length)
-        ids = np.array([vocab.encode(sources[i]) for i in rows], dtype=np.int64)  # (n, S)
-        # Ids, made vectors by the model's input layer per group: one very long line does
-        # not widen every row of the chunk.
-        group_input = torch.from_numpy(ids).to(device)  # (n, S)
-        groups.append((torch.from_numpy(rows), group_input))
-    return model.encode_groups(groups)
+    # Ids, padded (8 bytes a position); the model makes vectors of each length's rows
+    # alone, so one very long line does not widen every row's one-hot vectors.
+    ids = np.full((len(sources), lengths.max()), PAD_ID, dtype=np.int64)  # (B, S)
+    for row, source in enumerate(sources):
+        ids[row, :lengths[row]] = vocab.encode(source)
+    return model.encode(torch.from_numpy(ids).to(device),
+                        torch.from_numpy(lengths).to(device))
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Several trained models of one task decoded as one.
 
-An ``Ensemble`` offers the search what a ``Seq2Seq`` offers it (``encode_groups``,
+An ``Ensemble`` offers the search what a ``Seq2Seq`` offers it (``encode``,
 ``start_state``, ``decode``), so greedy search, beam search, n-best and scoring run on it
 unchanged. Each member encodes the sources and keeps its own decoder state; at each step
 every member's distribution over the next unit is computed (BOS masked, as the search
@@ -92,8 +92,10 @@ class Ensemble(nn.Module):
         for member in self.members:
             member.batch_invariant = value
 
-    def encode_groups(self, groups: list[tuple[torch.Tensor, torch.Tensor]]) -> EnsembleEncoded:
-        return EnsembleEncoded(tuple(member.encode_groups(groups) for member in self.members))
+    def encode(self, encoder_input: torch.Tensor,
+               source_lengths: torch.Tensor | None = None) -> EnsembleEncoded:
+        return EnsembleEncoded(tuple(member.encode(encoder_input, source_lengths)
+                                     for member in self.members))
 
     def start_state(self, encoded: EnsembleEncoded) -> EnsembleState:
         return EnsembleState(tuple(member.start_state(part)

@@ -5,10 +5,10 @@ with rich, tests collect them in a list) and returns a ``TrainResult``. Under to
 every rank runs this same function; rank 0 alone writes the run directory.
 
 The loop, top to bottom: ``fit`` runs epochs until the config, a budget or early stopping
-ends the run, then scores the test split; ``epoch_steps`` runs one epoch step by step
-(yielding after each, so a benchmark can interleave runs); after a step come the budget
-checks and, when due, ``validation_point``: validate, judge, step the schedule, record,
-report.
+ends the run, then scores the test split; ``train_epoch`` runs one epoch step by step;
+after a step come the budget checks and, when due, ``validation_point``: validate, judge,
+step the schedule, record, report. Whoever watches (the terminal view, a benchmark) does
+it through the events.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -104,17 +104,6 @@ def epoch_plan(trainer: Trainer, epoch: int) -> list[np.ndarray]:
 def train_epoch(trainer: Trainer) -> StopReason:
     """Train to the end of the epoch, or until a budget, early stopping or a signal ends
     the run; returns why it ended (``completed`` if it did not)."""
-    steps = epoch_steps(trainer)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as end:
-            return end.value
-
-
-def epoch_steps(trainer: Trainer) -> Generator[None, None, StopReason]:
-    """``train_epoch`` one optimizer step at a time: yields after each step, returns why
-    the epoch ended (benchmarks/training.py runs several trainers in turn with it)."""
     t, p = trainer.config.train, trainer.progress
     epoch = p.epoch + 1
     batches = epoch_plan(trainer, epoch)
@@ -133,7 +122,6 @@ def epoch_steps(trainer: Trainer) -> Generator[None, None, StopReason]:
             save_last(trainer)
             trainer.dist.barrier()
             raise TrainingStopped(trainer.run.root, epoch, p.batches_done)
-        yield
     budget = spent_budget(trainer)
     if t.validate_every is None or budget or validation_due(trainer) or epoch >= t.epochs:
         reason = validation_point(trainer, epoch_ended=True)

@@ -48,15 +48,24 @@ def ranked_runs(study: Any, tune_dir: Path) -> list[tuple[Any, Path]]:
     return [(t, run) for t, run in runs if RunDirectory(run).best.exists()]
 
 
-def name_model(study: Any, tune_dir: Path, top: int, device: str,
-               finish_by: float = float("inf")) -> FinalModel | None:
-    """The best ``top`` finished runs that share the best one's vocabularies, as one model,
-    named before ``finish_by`` (time.monotonic()) where the scorings allow."""
+def alike_runs(study: Any, tune_dir: Path) -> list[tuple[Any, Path]]:
+    """``ranked_runs`` that share the best one's vocabularies (an ensemble needs that)."""
     ranked = ranked_runs(study, tune_dir)
     if not ranked:
-        return None
+        return []
     vocab = RunDirectory(ranked[0][1]).vocab.read_bytes()
-    alike = [(t, run) for t, run in ranked if RunDirectory(run).vocab.read_bytes() == vocab]
+    return [(t, run) for t, run in ranked if RunDirectory(run).vocab.read_bytes() == vocab]
+
+
+def name_model(study: Any, tune_dir: Path, top: int, device: str,
+               finish_by: float = float("inf"),
+               candidates: list[tuple[Any, Path]] | None = None) -> FinalModel | None:
+    """The best ``top`` finished runs that share the best one's vocabularies (or the
+    ``candidates`` given, best first), as one model, named before ``finish_by``
+    (time.monotonic()) where the scorings allow."""
+    alike = alike_runs(study, tune_dir) if candidates is None else candidates
+    if not alike:
+        return None
     chosen, pace = _select(alike[:2 * top], top, device, finish_by)
     numbers = tuple(t.number for t, _ in chosen)
     if len(chosen) == 1:

@@ -23,6 +23,10 @@ class Row:
     values: dict[str, Any]
     run_dir: str | None
     error: str | None
+    # A finalist trained on after the search (tuning/finalists.py): what it reached then,
+    # and its training minutes in all; None for the others.
+    continued_metric: float | None = None
+    continued_minutes: float | None = None
 
 
 @dataclass(frozen=True)
@@ -39,26 +43,33 @@ class Leaderboard:
 
 
 def leaderboard(study: Any, metric: str) -> Leaderboard:
+    """Every trial: the finalists first (by what they reached), then the finished, the
+    pruned, the running and the failed, each best first."""
     lower = metric == "val_loss"
-    rows = [_row(t, lower) for t in study.trials]
+    continued = study.user_attrs.get("continued", {})
+    rows = [_row(t, lower, continued.get(str(t.number))) for t in study.trials]
     order = {"finished": 0, "pruned": 1, "running": 2, "waiting": 3, "failed": 4}
 
     def rank(row: Row) -> tuple:
-        value = row.metric if row.metric is not None else float("inf") * (1 if lower else -1)
-        return (order[row.state], value if lower else -value, row.trial)
+        value = row.continued_metric if row.continued_metric is not None else row.metric
+        value = value if value is not None else float("inf") * (1 if lower else -1)
+        return (order[row.state], row.continued_metric is None, value if lower else -value,
+                row.trial)
 
     return Leaderboard(study.study_name, metric, lower, sorted(rows, key=rank))
 
 
-def _row(trial: Any, lower: bool) -> Row:
+def _row(trial: Any, lower: bool, continued: dict[str, Any] | None) -> Row:
     state = STATES.get(trial.state.name, trial.state.name.lower())
     metric = trial.value
     if metric is None and trial.intermediate_values:  # pruned, failed, running
         reported = trial.intermediate_values.values()
         metric = min(reported) if lower else max(reported)
     minutes = trial.user_attrs.get("train_minutes")
+    continued = continued or {}
     return Row(trial.number, state, metric, minutes, dict(trial.params),
-               trial.user_attrs.get("run_dir"), trial.user_attrs.get("error"))
+               trial.user_attrs.get("run_dir"), trial.user_attrs.get("error"),
+               continued.get("metric"), continued.get("minutes"))
 
 
 def read_leaderboard(tune_dir: Path, storage: str | None = None) -> Leaderboard:

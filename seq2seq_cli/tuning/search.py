@@ -1,18 +1,22 @@
 """``seq2seq tune``: trials side by side under one wall-clock budget, then a model.
 
-``jobs`` workers (threads of this process, each following one trial's child process at a
-time) draw trials from the study until less than a third of a trial's budget is left (a
-shorter trial could not be compared with the others). A trial trains for at most
-``trial_minutes``, a third of the budget by default: each job sees three whole trials if
-none is pruned, and many more short ones when the pruner stops the hopeless early
-(successive halving keeps the best third at 1/9, 1/3 and all of that). At the deadline,
-less the time the last step takes, the trials still running are cut; the best validation
-each reached counts.
+The budget has two parts. The search (``search_minutes``, a third of the budget by
+default): ``jobs`` workers (threads of this process, each following one trial's child
+process at a time) draw trials from the study until less than a third of a trial's
+budget is left (a shorter trial could not be compared with the others). A trial trains
+for at most ``trial_minutes``, a third of the search by default: each job sees three whole
+trials if none is pruned, and many more short ones when the pruner stops the hopeless
+early (successive halving keeps the best third at 1/9, 1/3 and all of that). At the
+search's end the trials still running are cut; the best validation each reached counts.
+A new study's first trial is the config's own values (those the space holds), so the
+search starts from the config it was given.
 
-The last step names the model: the best ``top`` finished trials of one vocabulary as an
-ensemble (TUNE_DIR/model, or model-2, ... when a continued search finds one there), or
-the best trial's run when ``top`` is 1 or it stands alone; ``best.yaml`` is the best
-trial's config, to train again with ``seq2seq train``.
+Then the best ``top`` finished trials of one vocabulary go on training side by side for
+the rest of the budget (``finalists.py``), less the time the last step takes; with
+``search_minutes`` equal to the budget nothing goes on. The last step names the model:
+those runs as an ensemble (TUNE_DIR/model, or model-2, ... when a continued search finds
+one there), or the best run when ``top`` is 1 or it stands alone; ``best.yaml`` is the
+best trial's config, to train again with ``seq2seq train``.
 """
 
 from __future__ import annotations
@@ -30,10 +34,12 @@ from seq2seq_cli.data.corpus import load_corpus
 from seq2seq_cli.errors import UserError
 from seq2seq_cli.runtime import idle_cores, resolve_device, resolve_precision
 from seq2seq_cli.tuning.final import FinalModel, name_model
+from seq2seq_cli.tuning.finalists import Finalist, train_finalists
 from seq2seq_cli.tuning.space import load_space
 from seq2seq_cli.tuning.study import default_storage, open_study, write_description
 from seq2seq_cli.tuning.trial import TrialEnded, TrialPlan, run_trial
 
+SEARCH_SHARE = 1 / 3  # of the budget, by default; the rest trains the best trials on
 MIN_RUNGS = 9  # a trial's budget is 9 times the first rung (three rungs of halving)
 SHORTEST = 3  # no trial starts with less than a third of a trial's budget left
 STARTUP_SECONDS = 10.0  # a trial's wall time beyond its training, until one is measured
@@ -50,7 +56,8 @@ class TuneOptions:
     study: str | None = None  # None: the config's name
     sampler: str = "tpe"
     pruner: str = "halving"
-    trial_minutes: float | None = None  # None: a third of the budget
+    trial_minutes: float | None = None  # None: a third of the search
+    search_minutes: float | None = None  # None: SEARCH_SHARE of the budget
     top: int | None = None  # members of the final ensemble (None: the jobs)
     device: str = "cpu"
 
@@ -64,6 +71,7 @@ class TuneStarted:
     minutes: float
     trial_minutes: float
     trials_before: int
+    search_minutes: float
 
 
 @dataclass(frozen=True)
@@ -90,24 +98,41 @@ def tune(config_path: Path, options: TuneOptions, *, on_event: Callable[[object]
     name = options.study or config_path.stem
     jobs = options.jobs or idle_cores()
     budget = options.minutes * 60
-    trial_seconds = (options.trial_minutes * 60 if options.trial_minutes else budget / 3)
+    search = options.search_minutes * 60 if options.search_minutes else budget * SEARCH_SHARE
+    trial_seconds = (options.trial_minutes * 60 if options.trial_minutes else search / 3)
     study = open_study(storage, name, "minimize" if base.train.select_by == "val_loss"
                        else "maximize", options.sampler, options.pruner,
                        seed=base.train.seed, min_seconds=trial_seconds / MIN_RUNGS,
                        max_seconds=trial_seconds)
     study.set_user_attr("metric", base.train.select_by)
+    before = len(study.trials)
+    if not before:
+        study.enqueue_trial(space.values_of(base))
     write_description(tune_dir, storage, name, config_path)
     on_event(TuneStarted(tune_dir, name, storage, jobs, options.minutes, trial_seconds / 60,
-                         len(study.trials)))
+                         before, search / 60))
     plan = TrialPlan(tune_dir, base, space, options.device, options.threads)
     deadline = started + budget - _final_reserve(budget)
-    ended = _search(study, plan, jobs, trial_seconds, deadline, should_stop, on_event)
-    model = None
+    ended, overhead = _search(study, plan, jobs, trial_seconds, min(deadline, started + search),
+                              should_stop, on_event)
+    model, finalists = None, []
+    if not should_stop():
+        finalists = train_finalists(study, plan, options.top or jobs, until=deadline,
+                                    overhead=overhead, least=trial_seconds,
+                                    should_stop=should_stop, on_event=on_event)
     if not should_stop():
         write_best_config(study, tune_dir, base)
         model = name_model(study, tune_dir, options.top or jobs, options.device,
-                           finish_by=started + budget)
+                           finish_by=started + budget,
+                           candidates=_ranked(finalists, plan) if finalists else None)
     return TuneResult(tune_dir, study, ended, model, should_stop())
+
+
+def _ranked(finalists: list[Finalist], plan: TrialPlan) -> list[tuple[Any, Path]]:
+    """The finalists, best first by what they reached, as ``name_model`` takes them."""
+    known = [f for f in finalists if f.value is not None]
+    known.sort(key=lambda f: f.value, reverse=not plan.lower_is_better)
+    return [(f, f.run) for f in known]
 
 
 def _final_reserve(budget: float) -> float:
@@ -118,7 +143,8 @@ def _final_reserve(budget: float) -> float:
 
 def _search(study: Any, plan: TrialPlan, jobs: int, trial_seconds: float, deadline: float,
             should_stop: Callable[[], bool],
-            on_event: Callable[[object], None]) -> list[TrialEnded]:
+            on_event: Callable[[object], None]) -> tuple[list[TrialEnded], float]:
+    """Trials until ``deadline``: how each ended, and a trial's measured overhead."""
     ended: list[TrialEnded] = []
     overheads: list[float] = []
     lock = threading.Lock()
@@ -148,7 +174,7 @@ def _search(study: Any, plan: TrialPlan, jobs: int, trial_seconds: float, deadli
         thread.join()
     if errors:
         raise errors[0]
-    return ended
+    return ended, _overhead(overheads, lock)
 
 
 def _overhead(overheads: list[float], lock: threading.Lock) -> float:
@@ -187,6 +213,8 @@ def check_options(options: TuneOptions) -> None:
                         ("--top", options.top)):
         if value is not None and value < 1:
             raise UserError(f"{name} {value}: give 1 or more")
-    if options.trial_minutes is not None and not 0 < options.trial_minutes <= options.minutes:
-        raise UserError(f"--trial-minutes {options.trial_minutes:g}: give a budget above 0 "
-                        f"and at most --minutes ({options.minutes:g})")
+    for name, value in (("--trial-minutes", options.trial_minutes),
+                        ("--search-minutes", options.search_minutes)):
+        if value is not None and not 0 < value <= options.minutes:
+            raise UserError(f"{name} {value:g}: give a budget above 0 and at most --minutes "
+                            f"({options.minutes:g})")

@@ -98,6 +98,13 @@ class Dimension:
         return trial.suggest_float(self.key, self.low, self.high, log=self.log,
                                    step=self.step)
 
+    def holds(self, value: Any) -> bool:
+        """Whether a trial may have ``value`` for this key."""
+        if self.choices is not None:
+            return value in self.choices
+        return isinstance(value, (int, float)) and not isinstance(value, bool) \
+            and self.low <= value <= self.high
+
     def as_yaml(self) -> Any:
         if self.choices is not None:
             return self.choices[0] if len(self.choices) == 1 else list(self.choices)
@@ -116,6 +123,15 @@ class Space:
     def sample(self, trial: Any) -> dict[str, Any]:
         """One trial's values, by ``section.key``."""
         return {d.key: d.sample(trial) for d in self.dimensions}
+
+    def values_of(self, config: Config) -> dict[str, Any]:
+        """``config``'s own values of the searched keys that the space holds: the first
+        trial of a new study, so that the search starts from the config it was given."""
+        tree = config_to_dict(config)
+        found = {d.key: tree[d.key.partition(".")[0]][d.key.partition(".")[2]]
+                 for d in self.dimensions}
+        return {d.key: found[d.key] for d in self.dimensions
+                if len(d.choices or ()) != 1 and d.holds(found[d.key])}
 
     def as_yaml(self) -> str:
         tree: dict[str, dict[str, Any]] = {}

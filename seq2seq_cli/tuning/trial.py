@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,9 @@ class TrialPlan:
     space: Space
     device: str
     threads: int
+    # The workers of one process draw their trials one at a time: Optuna's storage can
+    # hand one waiting (enqueued) trial to two threads that ask at once.
+    asking: threading.Lock = field(default_factory=threading.Lock, compare=False)
 
     @property
     def metric(self) -> str:
@@ -90,7 +94,8 @@ def run_trial(study: Any, plan: TrialPlan, minutes: float, *, stop_at: float,
     """Draw one trial, train it for at most ``minutes`` of training time, and tell the
     study how it ended. ``stop_at`` (time.monotonic) cuts it at the search's deadline;
     ``should_stop`` (Ctrl-C, SIGTERM) ends it as failed, its run kept if it saved."""
-    trial = study.ask()
+    with plan.asking:
+        trial = study.ask()
     values = plan.space.sample(trial)
     run = trial_dir(plan.tune_dir, trial.number)
     trial.set_user_attr("run_dir", os.path.relpath(run, plan.tune_dir))

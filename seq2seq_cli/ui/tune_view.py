@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from seq2seq_cli.tuning.finalists import FinalistsStarted
 from seq2seq_cli.tuning.leaderboard import Leaderboard, Row
 from seq2seq_cli.tuning.search import TuneResult, TuneStarted
 from seq2seq_cli.tuning.study import hide_password
@@ -44,6 +45,10 @@ class TuneView:
                         f"{self.metric} {event.value:.4f}", style="dim")
         elif isinstance(event, TrialEnded):
             self._ended(event)
+        elif isinstance(event, FinalistsStarted):
+            trials = ", ".join(map(str, event.trials))
+            self._print(f"the search is over: trial{'s' if len(event.trials) > 1 else ''} "
+                        f"{trials} train on for {_duration(event.minutes)}")
 
     def _ended(self, event: TrialEnded) -> None:
         self.running.discard(event.number)
@@ -98,9 +103,11 @@ def _started_line(event: TuneStarted) -> str:
     again = f", continuing a study of {event.trials_before} trials" if event.trials_before \
         else ""
     jobs = f"{event.jobs} job{'s' if event.jobs > 1 else ''}"
+    rest = (", then the best train on" if event.search_minutes < event.minutes else "")
     return (f"tuning study {event.study!r} in {event.tune_dir}: {jobs} for "
-            f"{event.minutes:g} min, trials of at most {event.trial_minutes:.1f} min"
-            f"{again} (storage {hide_password(event.storage)})")
+            f"{event.minutes:g} min (a search of {event.search_minutes:.1f} min{rest}), "
+            f"trials of at most {event.trial_minutes:.1f} min{again} "
+            f"(storage {hide_password(event.storage)})")
 
 
 def _duration(minutes: float) -> str:
@@ -132,6 +139,9 @@ def leaderboard_table(board: Leaderboard, limit: int | None = None) -> Table:
 def _cells(row: Row) -> list[str | Text]:
     metric = "-" if row.metric is None else f"{row.metric:.4f}"
     minutes = "-" if row.minutes is None else f"{row.minutes:.2f}"
+    if row.continued_minutes is not None:  # a finalist: the search's figure → its own
+        after = "-" if row.continued_metric is None else f"{row.continued_metric:.4f}"
+        metric, minutes = f"{metric} → {after}", f"{row.continued_minutes:.2f}"
     values = " ".join(f"{k.partition('.')[2]}={_value(v)}" for k, v in row.values.items())
     if row.error:
         values += f"  [{row.error}]"
